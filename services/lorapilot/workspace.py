@@ -1,0 +1,158 @@
+"""The one module that knows the /workspace layout (DESIGN §3).
+
+Every service finds its files through `Workspace`; no other module joins these paths by hand.
+Paths users write in configs as `/workspace/...` mean "inside this workspace" even when the
+workspace lives elsewhere (a native run under `./workspace`), so the guide's paths work as written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+ENV_VAR = "LORAPILOT_WORKSPACE"
+DEFAULT_ROOT = Path("/workspace")
+# How configs written for the container spell the workspace root.
+CONTAINER_ROOT = PurePosixPath("/workspace")
+
+MODEL_KINDS = ("checkpoints", "diffusers", "loras", "vae", "text_encoders", "captioners")
+JOB_STATES = ("incoming", "running", "done", "failed", "cancelled")
+
+
+class PathEscapeError(ValueError):
+    """A user-supplied path points outside the workspace."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def from_env(cls, root: str | os.PathLike[str] | None = None) -> Workspace:
+        """The workspace named by `root`, else `$LORAPILOT_WORKSPACE`, else `/workspace`."""
+        chosen = root if root is not None else os.environ.get(ENV_VAR) or DEFAULT_ROOT
+        return cls(Path(chosen).expanduser().resolve())
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def images(self) -> Path:
+        return self.datasets / "images"
+
+    @property
+    def reg(self) -> Path:
+        return self.datasets / "reg"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model_dir(self, kind: str) -> Path:
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+        return self.models / kind
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    def job_dir(self, state: str) -> Path:
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown job state {state!r}; expected one of {', '.join(JOB_STATES)}")
+        return self.jobs / state
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    def output_dir(self, name: str) -> Path:
+        return self.resolve(self.outputs / name)
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def latent_cache(self) -> Path:
+        return self.cache / "latents"
+
+    @property
+    def text_cache(self) -> Path:
+        return self.cache / "text"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def profiles(self) -> Path:
+        return self.config / "profiles"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def directories(self) -> list[Path]:
+        """Every folder of the layout, parents first."""
+        dirs = [self.root, self.datasets, self.images, self.reg, self.models]
+        dirs += [self.models / kind for kind in MODEL_KINDS]
+        dirs += [self.jobs] + [self.jobs / state for state in JOB_STATES]
+        dirs += [self.outputs, self.cache, self.latent_cache, self.text_cache]
+        dirs += [self.config, self.profiles, self.logs]
+        return dirs
+
+    # -- creation -------------------------------------------------------------------------
+    def ensure(self) -> Workspace:
+        """Create whatever is missing; never modify or remove anything that exists."""
+        for path in self.directories():
+            path.mkdir(parents=True, exist_ok=True)
+        self._install_shipped_profiles()
+        return self
+
+    def _install_shipped_profiles(self) -> None:
+        shipped = resources.files("lorapilot") / "profiles"
+        for entry in shipped.iterdir():
+            target = self.profiles / entry.name
+            if not entry.name.endswith(".yaml") or target.exists():
+                continue
+            tmp = target.with_name(f".{entry.name}.tmp")
+            with resources.as_file(entry) as src:
+                shutil.copyfile(src, tmp)
+            tmp.replace(target)
+
+    # -- user paths -----------------------------------------------------------------------
+    def resolve(self, path: str | os.PathLike[str], base: Path | None = None) -> Path:
+        """Resolve a user-written path to an absolute path inside the workspace.
+
+        `/workspace/x` maps to `<root>/x`; a relative path is taken relative to `base`
+        (default: the root). Raises `PathEscapeError` for anything that lands outside,
+        symlinks included.
+        """
+        raw = os.fspath(path)
+        if not raw or "\x00" in raw:
+            raise PathEscapeError(f"{raw!r} is not a usable path")
+        posix = PurePosixPath(raw)
+        if posix == CONTAINER_ROOT or CONTAINER_ROOT in posix.parents:
+            candidate = self.root.joinpath(*posix.relative_to(CONTAINER_ROOT).parts)
+        else:
+            candidate = Path(raw).expanduser()
+            if not candidate.is_absolute():
+                candidate = (base or self.root) / candidate
+        resolved = candidate.resolve()
+        if resolved != self.root and self.root not in resolved.parents:
+            raise PathEscapeError(f"{raw} is outside the workspace {self.root}")
+        return resolved
+
+    def display(self, path: Path) -> str:
+        """The path as a user of the container would write it (`/workspace/...`)."""
+        try:
+            rel = Path(path).resolve().relative_to(self.root)
+        except ValueError:
+            return str(path)
+        return str(CONTAINER_ROOT.joinpath(*rel.parts))

@@ -1,0 +1,25 @@
+"""Shared fixtures. Tests never touch the network: the hub is switched offline before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # read once when huggingface_hub is imported, so set it first
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every tiny model family, built once per test session; family name → pipeline folder.
+
+    SD1.5, SD2 and SDXL also have their single-file checkpoint beside the folder
+    (see `lorapilot.testing.tiny_models.single_file_path`).
+    """
+    # imported here: diffusers takes seconds to import, and most test runs never need it
+    from lorapilot.testing.tiny_models import ensure_tiny_models  # noqa: PLC0415
+
+    return ensure_tiny_models(tmp_path_factory.mktemp("tiny-models"), single_file=True)
