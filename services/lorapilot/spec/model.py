@@ -1,0 +1,245 @@
+"""TrainSpec: the one training config the engine reads.
+
+Every dialect reader produces this shape. Defaults live here and only here; cross-field rules
+raise errors that name the field. Paths are already resolved inside the workspace when a
+TrainSpec exists (see `spec.resolve`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SPEC_VERSION = 1
+
+Family = Literal["sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell"]
+FAMILIES: tuple[str, ...] = ("sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell")
+Dtype = Literal["fp32", "fp16", "bf16"]
+MixedPrecision = Literal["no", "fp16", "bf16"]
+Optimizer = Literal["adamw8bit", "adamw", "adafactor", "prodigy", "lion", "lion8bit", "sgd"]
+Scheduler = Literal[
+    "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
+]
+TimestepSampling = Literal["uniform", "sigmoid", "logit_normal", "shift", "flux_shift"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class Section(BaseModel):
+    """Unknown keys are errors: a typo must never train with a default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(Section):
+    family: Family = Field(description="model family; decides loader, targets and training objective")
+    path: str = Field(description="diffusers folder, single .safetensors/.ckpt file, or hub id")
+    source: Literal["folder", "single_file", "hub"] = Field(
+        "hub", description="how `path` is loaded; filled in by the resolver"
+    )
+    vae: str | None = Field(None, description="VAE override: folder, file or hub id")
+    v_parameterization: bool = Field(False, description="train against v-prediction targets (SD2 768-v)")
+    weight_dtype: Dtype = Field("bf16", description="dtype of the frozen base weights")
+    quantize: Literal["none", "int8", "nf4"] = Field(
+        "none", description="bitsandbytes quantisation of the frozen denoiser (CUDA only)"
+    )
+
+    @model_validator(mode="after")
+    def _v_pred_family(self) -> ModelSpec:
+        if self.v_parameterization and self.family in ("sd3", "flux-dev", "flux-schnell"):
+            raise ValueError(
+                f"v_parameterization applies to UNet models; {self.family} trains with flow matching"
+            )
+        return self
+
+
+class NetworkSpec(Section):
+    type: Literal["lora", "locon", "dora"] = Field("lora", description="lora, locon (conv too) or dora")
+    dim: int = Field(16, ge=1, le=1024, description="LoRA rank")
+    alpha: float | None = Field(None, gt=0, description="kohya alpha; scale = alpha / dim; default = dim")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the LoRA path")
+    target_modules: list[str] | None = Field(None, description="module name patterns; default per family")
+    train_text_encoder: bool = Field(False, description="also train LoRA on the text encoder(s)")
+    conv_dim: int | None = Field(None, ge=1, le=1024, description="rank for conv layers (LoCon)")
+    conv_alpha: float | None = Field(None, gt=0, description="alpha for conv layers")
+    dora: bool = Field(False, description="weight-decomposed LoRA (DoRA)")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> NetworkSpec:
+        if self.type == "dora":
+            self.dora = True
+        if self.conv_dim is not None and self.type == "lora":
+            self.type = "locon"
+        if self.type == "locon" and self.conv_dim is None:
+            self.conv_dim = self.dim
+        if self.conv_dim is not None and self.conv_alpha is None:
+            self.conv_alpha = float(self.conv_dim)
+        if self.alpha is None:
+            self.alpha = float(self.dim)
+        return self
+
+
+class BucketSpec(Section):
+    enabled: bool = Field(True, description="aspect-ratio bucketing")
+    min_resolution: int = Field(256, ge=64, description="smallest bucket side")
+    max_resolution: int = Field(1024, ge=64, description="largest bucket side")
+    step: int = Field(64, ge=8, description="bucket side granularity")
+    no_upscale: bool = Field(False, description="never upscale an image into a bucket")
+
+    @model_validator(mode="after")
+    def _order(self) -> BucketSpec:
+        if self.min_resolution > self.max_resolution:
+            raise ValueError(
+                f"min_resolution {self.min_resolution} is larger than max_resolution {self.max_resolution}"
+            )
+        if self.step % 8:
+            raise ValueError(f"step {self.step} must be a multiple of 8")
+        return self
+
+
+class DatasetSpec(Section):
+    folder: str = Field(description="image folder (images + same-stem caption files)")
+    repeats: int = Field(1, ge=1, le=10_000, description="times each image is seen per epoch")
+    caption_extension: str = Field(".txt", description="caption file extension")
+    trigger_word: str | None = Field(None, description="prepended to every caption")
+    class_tokens: str | None = Field(None, description="caption for images without a caption file")
+    is_reg: bool = Field(False, description="regularization (prior-preservation) images")
+    weight: float = Field(1.0, gt=0, le=100, description="loss weight of this dataset")
+    resolutions: list[int] = Field(default_factory=lambda: [1024], description="training sides")
+    bucket: BucketSpec = Field(default_factory=BucketSpec)
+    shuffle_caption: bool = Field(False, description="shuffle comma-separated tags")
+    keep_tokens: int = Field(0, ge=0, description="leading tags kept in place when shuffling")
+    caption_dropout: float = Field(0.0, ge=0.0, le=1.0, description="chance of an empty caption")
+    cache_latents_to_disk: bool = Field(True, description="keep VAE latents in the workspace cache")
+    flip: bool = Field(False, description="random horizontal flips")
+
+    @field_validator("caption_extension")
+    @classmethod
+    def _dot(cls, value: str) -> str:
+        value = value.strip()
+        if not value or "/" in value or "\\" in value:
+            raise ValueError("must be a file extension such as .txt or .caption")
+        return value if value.startswith(".") else "." + value
+
+    @field_validator("resolutions")
+    @classmethod
+    def _sides(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("needs at least one resolution")
+        for side in value:
+            if side < 64 or side > 4096 or side % 8:
+                raise ValueError(f"{side} is not a usable side; use a multiple of 8 between 64 and 4096")
+        return sorted(set(value))
+
+
+class EarlyStoppingSpec(Section):
+    patience: int = Field(description="evaluations without improvement before stopping", ge=1)
+    min_delta: float = Field(0.0, ge=0.0, description="smallest loss drop that counts as improvement")
+    every: int = Field(50, ge=1, description="steps between evaluations of the smoothed loss")
+
+
+class TrainingSpec(Section):
+    max_steps: int | None = Field(None, ge=1, le=10_000_000, description="optimizer steps to train")
+    epochs: int | None = Field(None, ge=1, le=100_000, description="passes over the data (instead of steps)")
+    batch_size: int = Field(1, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    learning_rate: float = Field(1e-4, gt=0, lt=1)
+    unet_lr: float | None = Field(None, gt=0, lt=1, description="denoiser LR; default learning_rate")
+    text_encoder_lr: float | None = Field(None, gt=0, lt=1, description="text-encoder LR")
+    optimizer: Optimizer = "adamw8bit"
+    optimizer_args: dict[str, Any] = Field(default_factory=dict)
+    lr_scheduler: Scheduler = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    lr_end: float = Field(0.0, ge=0, description="LR floor for decaying schedules")
+    lr_cycles: int = Field(1, ge=1, description="restarts for cosine_with_restarts")
+    lr_power: float = Field(1.0, gt=0, description="power for polynomial")
+    mixed_precision: MixedPrecision = "bf16"
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping; 0 turns it off")
+    noise_offset: float = Field(0.0, ge=0, le=1)
+    min_snr_gamma: float | None = Field(None, gt=0)
+    timestep_sampling: TimestepSampling | None = Field(None, description="flow models; default per family")
+    discrete_flow_shift: float = Field(3.0, gt=0)
+    guidance_scale: float = Field(1.0, ge=0, description="FLUX-dev guidance embedding while training")
+    prior_loss_weight: float = Field(1.0, ge=0, description="loss weight of regularization images")
+    clip_skip: int | None = Field(None, ge=1, le=12)
+    attention: Literal["sdpa", "xformers"] = "sdpa"
+    cache_text_encoder_outputs: bool = False
+    compile: bool = Field(False, description="torch.compile the denoiser")
+    seed: int = Field(42, ge=0, lt=2**32)
+    low_vram: bool = Field(False, description="move encoders/VAE off the GPU and offload blocks")
+    early_stopping: EarlyStoppingSpec | None = None
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of the LoRA weights (ai-toolkit)")
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainingSpec:
+        if self.max_steps is not None and self.epochs is not None:
+            raise ValueError("set either max_steps or epochs, not both")
+        if self.max_steps is None and self.epochs is None:
+            self.max_steps = 1000
+        if self.lr_end >= (self.unet_lr or self.learning_rate):
+            raise ValueError(f"lr_end {self.lr_end} must be below the learning rate")
+        return self
+
+
+class SampleSpec(Section):
+    every: int = Field(0, ge=0, description="steps between sample renders; 0 turns sampling off")
+    prompts: list[str] = Field(default_factory=list)
+    negative_prompt: str = ""
+    seed: int = Field(42, ge=0, lt=2**32)
+    steps: int = Field(20, ge=1, le=200)
+    guidance_scale: float = Field(7.0, ge=0, le=50)
+    width: int | None = Field(None, ge=64, le=4096, multiple_of=8)
+    height: int | None = Field(None, ge=64, le=4096, multiple_of=8)
+
+    @model_validator(mode="after")
+    def _prompts(self) -> SampleSpec:
+        if self.every and not self.prompts:
+            raise ValueError("sampling is on (every > 0) but there are no prompts")
+        return self
+
+
+class SaveSpec(Section):
+    every_n_steps: int | None = Field(None, ge=1, description="periodic LoRA saves")
+    every_n_epochs: int | None = Field(None, ge=1)
+    keep_last: int | None = Field(None, ge=1, description="periodic saves kept; older ones are deleted")
+    format: Literal["kohya", "diffusers"] = Field("kohya", description="key naming of the LoRA file")
+    dtype: Dtype = Field("fp16", description="dtype of the saved LoRA tensors")
+    save_state: bool = Field(True, description="keep resumable training state")
+
+
+class OutputSpec(Section):
+    name: str = Field(description="run name; the LoRA is <name>.safetensors")
+    folder: str = Field(description="run folder, inside the workspace's outputs/")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value) or value in (".", ".."):
+            raise ValueError(
+                "use letters, digits, '.', '_' and '-' only (no slashes), at most 128 characters"
+            )
+        return value
+
+
+class TrainSpec(Section):
+    spec_version: Literal[1] = SPEC_VERSION
+    model: ModelSpec
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    sample: SampleSpec = Field(default_factory=SampleSpec)
+    save: SaveSpec = Field(default_factory=SaveSpec)
+    output: OutputSpec
+
+    @model_validator(mode="after")
+    def _cross(self) -> TrainSpec:
+        if all(d.is_reg for d in self.datasets):
+            raise ValueError("every dataset is a regularization set; add at least one training dataset")
+        if self.training.cache_text_encoder_outputs and self.network.train_text_encoder:
+            raise ValueError(
+                "cache_text_encoder_outputs needs frozen text encoders (train_text_encoder false)"
+            )
+        return self

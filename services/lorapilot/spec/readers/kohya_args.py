@@ -1,0 +1,376 @@
+"""kohya-ss training arguments: every flag name LoRA Pilot reads, ignores or refuses.
+
+One flat table, since kohya flattens its config file's sections; `kohya.py` walks documents with it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from lorapilot.spec import document
+from lorapilot.spec.draft import (
+    Draft,
+    Ignored,
+    Rule,
+    To,
+    Unsupported,
+    as_kwargs,
+    as_resolutions,
+)
+from lorapilot.spec.issues import SpecError
+from lorapilot.spec.readers import kohya_dataset
+
+DD = "dataset_defaults"
+
+_OPTIMIZERS = {
+    "adamw8bit": "adamw8bit",
+    "bitsandbytes.optim.adamw8bit": "adamw8bit",
+    "adamw": "adamw",
+    "torch.optim.adamw": "adamw",
+    "adafactor": "adafactor",
+    "transformers.optimization.adafactor": "adafactor",
+    "prodigy": "prodigy",
+    "prodigyopt.prodigy": "prodigy",
+    "lion": "lion",
+    "lion8bit": "lion8bit",
+    "sgd": "sgd",
+    "sgdnesterov": "sgd",
+}
+_PRECISIONS = {"float": "fp32", "fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
+
+
+def optimizer_name(value: Any) -> str:
+    """kohya/ai-toolkit optimizer spellings → TrainSpec names (unknown ones fail in validation)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an optimizer name such as AdamW8bit")
+    return _OPTIMIZERS.get(value.strip().lower(), value.strip().lower())
+
+
+def precision_name(value: Any) -> str:
+    if not isinstance(value, str) or value.lower() not in _PRECISIONS:
+        raise ValueError("must be one of float, fp16, bf16")
+    return _PRECISIONS[value.lower()]
+
+
+def _flag(target: tuple, when_true: Any) -> Any:
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        if not isinstance(value, bool):
+            draft.issue(source, "must be true or false", value)
+        elif value:
+            draft.put(target, when_true, source)
+
+    return handle
+
+
+def _family_flag(name: str):
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        if not isinstance(value, bool):
+            draft.issue(source, "must be true or false", value)
+            return
+        draft.hints.setdefault("family_flags", {})[name] = (value, source)
+
+    return handle
+
+
+def _flux_component(draft: Draft, value: Any, source: str) -> None:
+    draft.hints.setdefault("family_flags", {})["flux"] = (True, source)
+    draft.issue(
+        source,
+        "not supported by LoRA Pilot: separate FLUX component files",
+        value,
+        hint="point pretrained_model_name_or_path at a diffusers FLUX folder or a full checkpoint",
+    )
+
+
+def _train_data_dir(draft: Draft, value: Any, source: str) -> None:
+    draft.put(("datasets", _next_dataset(draft), "folder"), value, source)
+
+
+def _reg_data_dir(draft: Draft, value: Any, source: str) -> None:
+    index = _next_dataset(draft)
+    draft.put(("datasets", index, "folder"), value, source)
+    draft.put(("datasets", index, "is_reg"), True, source)
+
+
+def _next_dataset(draft: Draft) -> int:
+    return len(draft.data.get("datasets", []))
+
+
+def _dataset_config(draft: Draft, value: Any, source: str) -> None:
+    if not isinstance(value, str):
+        draft.issue(source, "must be the path of a dataset config TOML", value)
+        return
+    path = Path(value)
+    if not path.is_absolute() and draft.file:
+        path = Path(draft.file).parent / path
+    try:
+        doc = document.load(path)
+    except SpecError as exc:
+        draft.issues.extend(exc.issues)
+        return
+    sub = Draft(file=str(path))
+    kohya_dataset.read(doc, sub)
+    offset = len(draft.data.get("datasets", []))
+    for native, where in sub.origin.items():
+        shifted = native
+        if native[0] == "datasets" and len(native) > 1:
+            shifted = ("datasets", native[1] + offset, *native[2:])  # type: ignore[operator]
+        draft.put(shifted, copy.deepcopy(sub.get(native)), f"{path.name}: {where}")
+    draft.issues.extend(sub.issues)
+    draft.notices.extend(sub.notices)
+
+
+def _network_module(draft: Draft, value: Any, source: str) -> None:
+    known = {"networks.lora": "lora", "lycoris.kohya": None}
+    if value not in known:
+        draft.issue(source, "not supported by LoRA Pilot", value, accepted="networks.lora, lycoris.kohya")
+    elif known[value]:
+        draft.put(("network", "type"), known[value], source)
+
+
+def _network_args(draft: Draft, value: Any, source: str) -> None:
+    try:
+        args = as_kwargs(value)
+    except ValueError as exc:
+        draft.issue(source, str(exc), value)
+        return
+    for key, arg in args.items():
+        where = f"{source}[{key}]"
+        if key in ("conv_dim", "conv_alpha"):
+            draft.put(("network", key), arg, where)
+        elif key == "algo" and arg in ("lora", "locon"):
+            draft.put(("network", "type"), arg, where)
+        elif key == "dora_wd":
+            draft.put(("network", "dora"), bool(arg), where)
+        else:
+            draft.issue(
+                where,
+                "network argument not supported by LoRA Pilot",
+                arg,
+                accepted="conv_dim, conv_alpha, algo=lora|locon, dora_wd",
+            )
+
+
+def _negate(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return not value
+
+
+def _save_model_as(draft: Draft, value: Any, source: str) -> None:
+    if value == "safetensors":
+        draft.notice(source, "ignored: LoRAs are always saved as .safetensors")
+    else:
+        draft.issue(
+            source,
+            "not supported by LoRA Pilot: LoRAs are saved as .safetensors only",
+            value,
+            accepted="safetensors",
+        )
+
+
+def _warmup(draft: Draft, value: Any, source: str) -> None:
+    if isinstance(value, float) and 0 < value < 1:
+        draft.issue(
+            source,
+            "warmup as a fraction of the run is not supported",
+            value,
+            hint="give the number of warmup steps",
+        )
+        return
+    draft.put(("training", "warmup_steps"), value, source)
+
+
+def _sample_prompts(draft: Draft, value: Any, source: str) -> None:
+    if isinstance(value, list):
+        draft.put(("sample", "prompts"), value, source)
+        return
+    if not isinstance(value, str):
+        draft.issue(source, "must be a prompt file or a list of prompts", value)
+        return
+    path = Path(value)
+    if not path.is_absolute() and draft.file:
+        path = Path(draft.file).parent / path
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        draft.issue(source, "prompt file not found (a .txt file, one prompt per line)", value)
+        return
+    prompts = []
+    for line in path.read_text(errors="replace").splitlines():
+        text = line.split(" --", 1)[0].strip()
+        if text and not text.startswith("#"):
+            prompts.append(text)
+    draft.put(("sample", "prompts"), prompts, source)
+
+
+def _model_prediction_type(draft: Draft, value: Any, source: str) -> None:
+    if value != "raw":
+        draft.issue(
+            source, "not supported by LoRA Pilot: the flow target is predicted raw", value, accepted="raw"
+        )
+
+
+def _fp8_base(draft: Draft, value: Any, source: str) -> None:
+    if value:
+        draft.issue(
+            source,
+            "not supported by LoRA Pilot: fp8 base weights",
+            value,
+            hint="use quantize: int8 or nf4 (bitsandbytes) to save memory",
+        )
+
+
+def _blocks_to_swap(draft: Draft, value: Any, source: str) -> None:
+    if isinstance(value, int) and value > 0:
+        draft.put(("training", "low_vram"), True, source)
+        draft.notice(source, "block swapping is done by low_vram mode, which is now on")
+
+
+_UNSUPPORTED = [
+    "network_weights",
+    "dim_from_weights",
+    "network_train_text_encoder_only",
+    "scale_weight_norms",
+    "ip_noise_gamma",
+    "multires_noise_iterations",
+    "multires_noise_discount",
+    "adaptive_noise_scale",
+    "color_aug",
+    "face_crop_aug_range",
+    "random_crop",
+    "resume",
+    "save_n_epoch_ratio",
+    "huber_c",
+    "loss_type",
+    "zero_terminal_snr",
+    "debiased_estimation_loss",
+    "scale_v_pred_loss_like_noise_pred",
+    "v_pred_like_loss",
+    "masked_loss",
+    "max_token_length",
+    "weighted_captions",
+    "token_warmup_min",
+    "token_warmup_step",
+    "noise_offset_random_strength",
+    "training_comment",
+    "use_8bit_adam",
+    "use_lion_optimizer",
+    "lr_scheduler_type",
+    "lr_scheduler_args",
+    "huggingface_repo_id",
+    "fused_backward_pass",
+    "full_fp16",
+    "full_bf16",
+    "fp8_base_unet",
+    "split_mode",
+    "apply_t5_attn_mask",
+]
+_IGNORED = {
+    "logging_dir": "metrics go to outputs/<name>/_logs/",
+    "log_with": "metrics go to outputs/<name>/_logs/ and ControlPilot",
+    "log_prefix": "metrics go to outputs/<name>/_logs/",
+    "log_tracker_name": "metrics go to outputs/<name>/_logs/",
+    "wandb_api_key": "no remote tracker is used (the key is not stored)",
+    "max_data_loader_n_workers": "data loading is planned by the engine",
+    "persistent_data_loader_workers": "data loading is planned by the engine",
+    "cache_latents": "latents are always cached",
+    "mem_eff_attn": "SDPA attention is used",
+    "sample_sampler": "samples use the model's own scheduler",
+    "save_state_on_train_end": "state is kept for every saved step",
+    "highvram": "memory use is planned by the engine",
+    "console_log_simple": "logs go to outputs/<name>/_logs/train.log",
+}
+
+TABLE: dict[str, Rule] = {
+    # model
+    "pretrained_model_name_or_path": To(("model", "path")),
+    "family": To(("model", "family")),
+    "sdxl": _family_flag("sdxl"),
+    "v2": _family_flag("v2"),
+    "v_parameterization": To(("model", "v_parameterization")),
+    "vae": To(("model", "vae")),
+    "clip_l": _flux_component,
+    "t5xxl": _flux_component,
+    "ae": _flux_component,
+    "fp8_base": _fp8_base,
+    "blocks_to_swap": _blocks_to_swap,
+    "lowram": To(("training", "low_vram")),
+    "lowvram": To(("training", "low_vram")),
+    "low_vram": To(("training", "low_vram")),
+    # network
+    "network_module": _network_module,
+    "network_type": To(("network", "type")),
+    "network_dim": To(("network", "dim")),
+    "network_alpha": To(("network", "alpha")),
+    "network_dropout": To(("network", "dropout")),
+    "network_args": _network_args,
+    "network_train_unet_only": To(("network", "train_text_encoder"), _negate),
+    # optimisation
+    "learning_rate": To(("training", "learning_rate")),
+    "unet_lr": To(("training", "unet_lr")),
+    "text_encoder_lr": To(("training", "text_encoder_lr"), lambda v: v[0] if isinstance(v, list) else v),
+    "optimizer_type": To(("training", "optimizer"), optimizer_name),
+    "optimizer_args": To(("training", "optimizer_args"), as_kwargs),
+    "lr_scheduler": To(("training", "lr_scheduler")),
+    "lr_warmup_steps": _warmup,
+    "warmup_steps": _warmup,
+    "lr_scheduler_num_cycles": To(("training", "lr_cycles")),
+    "lr_scheduler_power": To(("training", "lr_power")),
+    "lr_end": To(("training", "lr_end")),
+    "max_train_steps": To(("training", "max_steps")),
+    "steps": To(("training", "max_steps")),
+    "max_train_epochs": To(("training", "epochs")),
+    "epochs": To(("training", "epochs")),
+    "train_batch_size": To(("training", "batch_size")),
+    "batch_size": To(("training", "batch_size")),
+    "gradient_accumulation_steps": To(("training", "gradient_accumulation_steps")),
+    "mixed_precision": To(("training", "mixed_precision")),
+    "gradient_checkpointing": To(("training", "gradient_checkpointing")),
+    "sdpa": _flag(("training", "attention"), "sdpa"),
+    "xformers": _flag(("training", "attention"), "xformers"),
+    "noise_offset": To(("training", "noise_offset")),
+    "min_snr_gamma": To(("training", "min_snr_gamma")),
+    "seed": To(("training", "seed")),
+    "clip_skip": To(("training", "clip_skip")),
+    "max_grad_norm": To(("training", "max_grad_norm")),
+    "prior_loss_weight": To(("training", "prior_loss_weight")),
+    "cache_text_encoder_outputs": To(("training", "cache_text_encoder_outputs")),
+    "cache_text_encoder_outputs_to_disk": To(("training", "cache_text_encoder_outputs")),
+    "guidance_scale": To(("training", "guidance_scale")),
+    "timestep_sampling": To(("training", "timestep_sampling")),
+    "discrete_flow_shift": To(("training", "discrete_flow_shift")),
+    "model_prediction_type": _model_prediction_type,
+    # data
+    "train_data_dir": _train_data_dir,
+    "reg_data_dir": _reg_data_dir,
+    "dataset_config": _dataset_config,
+    "resolution": To((DD, "resolutions"), as_resolutions),
+    "enable_bucket": To((DD, "bucket", "enabled")),
+    "min_bucket_reso": To((DD, "bucket", "min_resolution")),
+    "max_bucket_reso": To((DD, "bucket", "max_resolution")),
+    "bucket_reso_steps": To((DD, "bucket", "step")),
+    "bucket_no_upscale": To((DD, "bucket", "no_upscale")),
+    "caption_extension": To((DD, "caption_extension")),
+    "shuffle_caption": To((DD, "shuffle_caption")),
+    "keep_tokens": To((DD, "keep_tokens")),
+    "caption_dropout_rate": To((DD, "caption_dropout")),
+    "flip_aug": To((DD, "flip")),
+    "cache_latents_to_disk": To((DD, "cache_latents_to_disk")),
+    "trigger_word": To((DD, "trigger_word")),
+    # sampling
+    "sample_prompts": _sample_prompts,
+    "sample_every_n_steps": To(("sample", "every")),
+    # saving and output
+    "output_dir": To(("output", "folder")),
+    "output_name": To(("output", "name")),
+    "save_model_as": _save_model_as,
+    "save_every_n_steps": To(("save", "every_n_steps")),
+    "save_every_n_epochs": To(("save", "every_n_epochs")),
+    "save_last_n_steps": lambda d, v, s: None,  # converted after the table (needs the save interval)
+    "save_last_n_epochs": lambda d, v, s: None,
+    "save_precision": To(("save", "dtype"), precision_name),
+    "save_state": To(("save", "save_state")),
+    **{name: Ignored(reason) for name, reason in _IGNORED.items()},
+    **{name: Unsupported("this kohya option has no equivalent here yet") for name in _UNSUPPORTED},
+}

@@ -1,0 +1,378 @@
+"""From a merged draft to a validated TrainSpec: files on disk checked, names translated back.
+
+This is where paths meet the workspace: dataset names and folders are found (kohya's
+`<repeats>_<name>` convention included), models are told apart (folder, single file, hub id)
+and their family is read off the files, and every path is proven to stay inside the workspace.
+Validation errors are reported with the field name the user wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from lorapilot.spec.draft import Draft, NativePath
+from lorapilot.spec.family_probe import probe_folder, probe_single_file
+from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue, did_you_mean
+from lorapilot.spec.model import FAMILIES, TrainSpec
+from lorapilot.workspace import PathEscapeError, Workspace
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+_REPEATS_DIR = re.compile(r"^(\d+)_(.+)$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_SINGLE_FILE = (".safetensors", ".sft")
+_NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_RANGE = re.compile(rf"^\s*{_NUMBER}\s*(?:-|to|–)\s*{_NUMBER}\s*$")
+
+
+class _Resolver:
+    def __init__(self, draft: Draft, workspace: Workspace) -> None:
+        self.draft = draft
+        self.ws = workspace
+        self.issues: list[SpecIssue] = list(draft.issues)
+        self.index_map: dict[int, int] = {}  # final dataset index → index in the draft
+
+    def source(self, loc: NativePath) -> str:
+        """The user's name for native field `loc` (or its nearest known parent)."""
+        found = self.lookup(loc, exact=False)
+        if found is not None:
+            return found
+        return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+    def lookup(self, loc: NativePath, *, exact: bool) -> str | None:
+        """Where the user wrote `loc` (dataset fields may come from the shared defaults)."""
+
+        def prefixes(path: NativePath, shortest: int) -> list[NativePath]:
+            return [path] if exact else [path[:n] for n in range(len(path), shortest - 1, -1)]
+
+        candidates: list[NativePath] = []
+        if len(loc) >= 2 and loc[0] == "datasets" and isinstance(loc[1], int):
+            candidates += prefixes(("datasets", self.index_map.get(loc[1], loc[1]), *loc[2:]), 2)
+            candidates += prefixes(("dataset_defaults", *loc[2:]), 2)
+        candidates += prefixes(loc, 1)
+        return next((self.draft.origin[c] for c in candidates if c in self.draft.origin), None)
+
+    def fail(self, loc: NativePath, message: str, value: Any = _UNSET, **extra: Any) -> None:
+        self.issues.append(SpecIssue(self.source(loc), message, value, file=self.draft.file, **extra))
+
+    # -- datasets -----------------------------------------------------------------------------
+    def datasets(self, data: dict[str, Any]) -> None:
+        defaults = data.pop("dataset_defaults", {}) or {}
+        entries = data.get("datasets")
+        if not entries:
+            self.fail(
+                ("datasets",),
+                "no dataset given",
+                hint="name one with --dataset NAME, or list folders in the config",
+            )
+            return
+        resolved: list[dict[str, Any]] = []
+        for index, entry in enumerate(entries):
+            merged = _deep_merge(defaults, entry if isinstance(entry, dict) else {})
+            for item in self._expand(index, merged):
+                self.index_map[len(resolved)] = index
+                resolved.append(item)
+        data["datasets"] = resolved
+
+    def _expand(self, index: int, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        raw = entry.get("folder")
+        if not isinstance(raw, str) or not raw.strip():
+            self.fail(
+                ("datasets", index, "folder"),
+                "required: the folder of this dataset's images",
+                raw if raw is not None else _UNSET,
+            )
+            return [entry]
+        folder = self._find_folder(index, raw.strip(), bool(entry.get("is_reg")))
+        if folder is None:
+            return [entry]
+        if _has_images(folder):
+            return [_with_folder(entry, folder)]
+        subsets = sorted(p for p in folder.iterdir() if p.is_dir() and _REPEATS_DIR.match(p.name))
+        subsets = [p for p in subsets if _has_images(p)]
+        if not subsets:
+            self.fail(
+                ("datasets", index, "folder"),
+                "contains no images",
+                raw,
+                accepted=f"image files ({', '.join(sorted(IMAGE_SUFFIXES))}) or <repeats>_<name> folders",
+            )
+            return [entry]
+        return [_with_folder(entry, sub) for sub in subsets]
+
+    def _find_folder(self, index: int, raw: str, is_reg: bool) -> Path | None:
+        loc: NativePath = ("datasets", index, "folder")
+        try:
+            if "/" not in raw and "\\" not in raw:
+                return self._find_by_name(loc, raw, is_reg)
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(loc, str(exc), raw, hint="datasets live under /workspace/datasets/")
+            return None
+        if not path.is_dir():
+            self.fail(loc, "folder not found" if not path.exists() else "not a folder", raw)
+            return None
+        return path
+
+    def _find_by_name(self, loc: NativePath, name: str, is_reg: bool) -> Path | None:
+        """A bare name: `images/<name>` or `images/<repeats>_<name>` (`reg/` for reg sets)."""
+        homes = [self.ws.reg, self.ws.images] if is_reg else [self.ws.images, self.ws.reg]
+        for home in homes:
+            exact = self.ws.resolve(name, base=home)
+            if exact.is_dir():
+                return exact
+            matches = sorted(
+                p
+                for p in home.glob(f"*_{name}")
+                if p.is_dir() and _REPEATS_DIR.match(p.name) and _REPEATS_DIR.match(p.name).group(2) == name
+            )
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                self.fail(
+                    loc,
+                    "several dataset folders have this name",
+                    name,
+                    accepted=", ".join(p.name for p in matches),
+                )
+                return None
+        folders = [p.name for p in homes[0].iterdir() if p.is_dir()] if homes[0].is_dir() else []
+        known = [m.group(2) if (m := _REPEATS_DIR.match(f)) else f for f in folders]
+        self.fail(
+            loc,
+            f"no dataset of this name in {self.ws.display(homes[0])}",
+            name,
+            hint=did_you_mean(name, known) or "export it with TagPilot or copy it there",
+        )
+        return None
+
+    # -- model --------------------------------------------------------------------------------
+    def model(self, data: dict[str, Any]) -> None:
+        model = data.get("model")
+        if not isinstance(model, dict) or not model.get("path"):
+            self.fail(
+                ("model", "path"),
+                "required: a diffusers folder, a .safetensors file or a hub id",
+                hint="set model.path, pretrained_model_name_or_path or name_or_path, or use a profile",
+            )
+            return
+        raw = model["path"]
+        if not isinstance(raw, str):
+            self.fail(("model", "path"), "must be a path or a hub id", raw)
+            return
+        probed = self._locate_model(model, raw)
+        family = model.get("family")
+        if family is None:
+            guess = self.draft.hints.get("family_guess")
+            family = probed or (guess[0] if guess else None)
+            if family is None:
+                self.fail(
+                    ("model", "family"),
+                    "cannot tell the model family",
+                    raw,
+                    accepted=", ".join(FAMILIES),
+                    hint="set model.family (LoRA Pilot) or sdxl: true (kohya)",
+                )
+                return
+            model["family"] = family
+        elif probed and family != probed and {family, probed} != {"sd15", "sd2"}:
+            self.fail(
+                ("model", "family"),
+                f"the model at this path is {probed}",
+                family,
+                hint=f"set the family to {probed}, or point the path at a {family} model",
+            )
+        if isinstance(model.get("vae"), str):
+            self._locate_vae(model)
+
+    def _locate_model(self, model: dict[str, Any], raw: str) -> str | None:
+        loc: NativePath = ("model", "path")
+        local = self._local_candidate(raw)
+        if local is None:
+            if _HUB_ID.match(raw):
+                model["source"] = "hub"
+                return None
+            self.fail(
+                loc,
+                "not found in the workspace, and not a hub id (owner/name)",
+                raw,
+                hint="models live under /workspace/models/",
+            )
+            return None
+        try:
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+            return None
+        model["path"] = str(path)
+        if not path.exists():
+            self.fail(
+                loc, "model not found", raw, hint="put the model under /workspace/models/ or name a hub id"
+            )
+            return None
+        if path.is_dir():
+            model["source"] = "folder"
+            if not (path / "model_index.json").is_file():
+                self.fail(loc, "not a diffusers model folder (no model_index.json)", raw)
+            return probe_folder(path)
+        if path.suffix.lower() in _SINGLE_FILE:
+            model["source"] = "single_file"
+            return probe_single_file(path)
+        if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
+            self.fail(
+                loc,
+                "pickled checkpoints can run code when loaded; refused",
+                raw,
+                hint="convert the checkpoint to .safetensors",
+            )
+        else:
+            self.fail(loc, "not a model file", raw, accepted=".safetensors file or diffusers folder")
+        return None
+
+    def _local_candidate(self, raw: str) -> str | None:
+        """`raw` if it names a local path (existing, absolute, relative or a model file), else None."""
+        if raw.startswith(("/", ".", "~")) or raw.lower().endswith((*_SINGLE_FILE, ".ckpt")):
+            return raw
+        try:
+            return raw if self.ws.resolve(raw).exists() else None
+        except PathEscapeError:
+            return raw
+
+    def _locate_vae(self, model: dict[str, Any]) -> None:
+        raw = model["vae"]
+        if self._local_candidate(raw) is None and _HUB_ID.match(raw):
+            return
+        try:
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(("model", "vae"), str(exc), raw)
+            return
+        if not path.exists():
+            self.fail(("model", "vae"), "VAE not found", raw)
+        model["vae"] = str(path)
+
+    # -- output -------------------------------------------------------------------------------
+    def output(self, data: dict[str, Any]) -> None:
+        output = data.setdefault("output", {})
+        name = output.get("name")
+        if not name:
+            self.fail(
+                ("output", "name"),
+                "required: the run's name",
+                hint="pass --name NAME, or set output_name (kohya) / config.name (ai-toolkit)",
+            )
+            return
+        raw = output.get("folder")
+        if raw is None:
+            output["folder"] = str(self.ws.outputs / str(name))
+            return
+        try:
+            output["folder"] = str(self.ws.resolve(str(raw)))
+        except PathEscapeError as exc:
+            self.fail(("output", "folder"), str(exc), raw, hint="outputs live under /workspace/outputs/")
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, data: dict[str, Any]) -> TrainSpec:
+        try:
+            spec = TrainSpec.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                self.issues.append(self._translate(error))
+            raise SpecError(self.issues) from None
+        if self.issues:
+            raise SpecError(self.issues)
+        return spec
+
+    def _translate(self, error: dict[str, Any]) -> SpecIssue:
+        loc: NativePath = tuple(error["loc"])
+        kind = error["type"]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = _UNSET if kind == "missing" else error.get("input", _UNSET)
+        if kind == "extra_forbidden":
+            return SpecIssue(
+                self.source(loc),
+                "unknown key",
+                file=self.draft.file,
+                hint=did_you_mean(str(loc[-1]), _all_field_names()),
+            )
+        if kind == "missing":
+            message = "required"
+        field = self.source(loc)
+        if kind == "value_error" and isinstance(value, dict):
+            value = _UNSET
+            found = (self.lookup((*loc, n), exact=True) for n in _field_names_in(message))
+            named = [where for where in found if where is not None]
+            field = ", ".join(named) if named else field
+        hint = None
+        if isinstance(value, str) and _RANGE.match(value):
+            hint = "this is a range; pick one value (the regular and high_quality profiles do)"
+        return SpecIssue(field, message, value, accepted=_accepted(error), hint=hint, file=self.draft.file)
+
+
+def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
+    """Validate a merged draft against the workspace; raises SpecError with every problem."""
+    resolver = _Resolver(draft, workspace)
+    data = copy.deepcopy(draft.data)
+    data.setdefault("spec_version", 1)
+    resolver.model(data)
+    resolver.datasets(data)
+    resolver.output(data)
+    return resolver.validate(data)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
+
+
+def _with_folder(entry: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The entry for one image folder; `<repeats>_<name>` supplies repeats and class tokens."""
+    out = dict(entry, folder=str(folder))
+    match = _REPEATS_DIR.match(folder.name)
+    if match:
+        out.setdefault("repeats", int(match.group(1)))
+        out.setdefault("class_tokens", match.group(2).replace("_", " "))
+    return out
+
+
+def _accepted(error: dict[str, Any]) -> str | None:
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    bounds = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [f"{sign} {ctx[key]}" for key, sign in bounds.items() if key in ctx]
+    if parts:
+        return "a number " + " and ".join(parts)
+    if "min_length" in ctx:
+        return f"at least {ctx['min_length']} item(s)"
+    return None
+
+
+def _field_names_in(message: str) -> list[str]:
+    return re.findall(r"[a-z][a-z_]+[a-z]", message)
+
+
+def _all_field_names() -> list[str]:
+    names: set[str] = set()
+    stack = [TrainSpec]
+    while stack:
+        model = stack.pop()
+        for name, info in model.model_fields.items():
+            names.add(name)
+            for arg in (*getattr(info.annotation, "__args__", ()), info.annotation):
+                if isinstance(arg, type) and hasattr(arg, "model_fields") and arg not in stack:
+                    stack.append(arg)
+    return sorted(names)

@@ -1,0 +1,1 @@
+"""trainpilot: the command line (and, later, the spool daemon) for training runs."""

@@ -1,0 +1,98 @@
+"""`trainpilot` command line. Subcommand names are a contract: the user guide uses them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from lorapilot.spec import DIALECTS, SpecError, load_spec
+from lorapilot.workspace import Workspace
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INVALID = 2
+
+log = logging.getLogger("trainpilot")
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dialect", choices=DIALECTS, help="config dialect (default: detected)")
+    parser.add_argument("--profile", help="profile to merge the config over (e.g. quick_test)")
+    parser.add_argument("--dataset", help="dataset folder or name under /workspace/datasets/images")
+    parser.add_argument("--name", help="run name (default: from the config or its file name)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one field, e.g. --set training.max_steps=50 (repeatable)",
+    )
+    parser.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainpilot", description="LoRA Pilot training runs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a training config and print the normalised spec",
+        description="Exit 0 and print the normalised spec as YAML, or exit 2 and "
+        "print every problem with its field, the value and the fix.",
+    )
+    validate.add_argument("file", type=Path, nargs="?", help="YAML or TOML config in any supported dialect")
+    validate.add_argument("--json", action="store_true", help="print the spec as JSON instead of YAML")
+    _add_spec_options(validate)
+    validate.set_defaults(handler=cmd_validate)
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    if args.file is None and not args.profile:
+        print("trainpilot validate: give a config FILE or --profile NAME", file=sys.stderr)
+        return EXIT_INVALID
+    loaded = load_spec(
+        args.file,
+        dialect=args.dialect,
+        profile=args.profile,
+        dataset=args.dataset,
+        name=args.name,
+        overrides=args.overrides,
+        workspace=Workspace.from_env(args.workspace),
+    )
+    for notice in loaded.notices:
+        print(f"notice: {notice.render()}", file=sys.stderr)
+    data = loaded.spec.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        if loaded.dialect:
+            print(f"# normalised from a {loaded.dialect} config")
+        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # the last line of defence: a message, the details in the log
+        log.exception("internal error; please report it with the config that caused it")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

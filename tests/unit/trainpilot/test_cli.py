@@ -1,0 +1,50 @@
+"""The installed `trainpilot` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from lorapilot.testing.datasets import write_demo_images
+from lorapilot.workspace import Workspace
+
+TRAINPILOT = shutil.which("trainpilot") or str(Path(sys.executable).with_name("trainpilot"))
+
+
+def run(*args: str, workspace: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LORAPILOT_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [TRAINPILOT, *args], check=False, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_validate_prints_the_normalised_spec(tmp_path):
+    ws = Workspace.from_env(tmp_path / "ws").ensure()
+    write_demo_images(ws.images / "2_demo", 3)
+    done = run(
+        "validate", "--profile", "quick_test", "--dataset", "demo", "--name", "demo", workspace=ws.root
+    )
+    assert done.returncode == 0, done.stderr
+    spec = yaml.safe_load(done.stdout)
+    assert spec["datasets"][0]["repeats"] == 2
+    assert spec["output"]["folder"] == str(ws.outputs / "demo")
+
+
+def test_validate_reports_errors_with_exit_code_2(tmp_path):
+    ws = Workspace.from_env(tmp_path / "ws").ensure()
+    config = tmp_path / "typo.yaml"
+    config.write_text("network_dim: 8\nlearnig_rate: 1e-4\n")
+    done = run("validate", str(config), workspace=ws.root)
+    assert done.returncode == 2
+    assert "learnig_rate: unknown key" in done.stderr and "did you mean 'learning_rate'" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_help_lists_validate():
+    done = subprocess.run([TRAINPILOT, "--help"], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "validate" in done.stdout
