@@ -12,11 +12,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lorapilot.spec.issues import _UNSET, Notice, SpecIssue, did_you_mean
+from lorapilot.workspace import PathEscapeError, Workspace
 
 NativePath = tuple[str | int, ...]
 
@@ -32,6 +34,8 @@ class Draft:
     notices: list[Notice] = field(default_factory=list)
     # Reader-to-resolver facts that are not spec fields, e.g. a family guessed from a model name.
     hints: dict[str, Any] = field(default_factory=dict)
+    # Where files that the config names (dataset TOML, prompt files) may be read from.
+    workspace: Workspace | None = None
 
     def put(self, path: NativePath, value: Any, source: str) -> None:
         node: Any = self.data
@@ -58,6 +62,30 @@ class Draft:
             except (KeyError, IndexError, TypeError):
                 return default
         return node
+
+    def referenced_file(self, value: Any, source: str) -> Path | None:
+        """A file the config names: relative paths beside the config, absolute ones in the workspace.
+
+        Anything else (`../..`, `/etc/...`) is an issue: a config must not make us read files
+        that the web services would then show back to whoever submitted it.
+        """
+        if not isinstance(value, str) or not value.strip():
+            self.issue(source, "must be a file path", value)
+            return None
+        base = Path(self.file).resolve().parent if self.file else None
+        raw = Path(value)
+        try:
+            if not raw.is_absolute() and base is not None:
+                path = (base / raw).resolve()
+                if base not in path.parents:
+                    raise PathEscapeError(f"{value} leaves the config's folder")
+                return path
+            if self.workspace is None:
+                raise PathEscapeError(f"{value} is not beside the config")
+            return self.workspace.resolve(value)
+        except PathEscapeError as exc:
+            self.issue(source, str(exc), value, hint="keep it beside the config or under /workspace/")
+            return None
 
     def issue(
         self,

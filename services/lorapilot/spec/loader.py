@@ -30,7 +30,9 @@ class LoadedSpec:
     notices: list[Notice] = field(default_factory=list)
 
 
-def read_config(path: Path, dialect: str | None = None) -> tuple[Draft, str]:
+def read_config(
+    path: Path, dialect: str | None = None, workspace: Workspace | None = None
+) -> tuple[Draft, str]:
     """Parse one config file in its dialect (detected unless given) into a draft."""
     doc = document.load(path)
     if dialect is not None and dialect not in READERS:
@@ -48,14 +50,14 @@ def read_config(path: Path, dialect: str | None = None) -> tuple[Draft, str]:
                 )
             ]
         )
-    draft = Draft(file=str(path))
+    draft = Draft(file=str(path), workspace=workspace)
     READERS[chosen].read(doc, draft)
     return draft, chosen
 
 
 def read_profile(name: str, workspace: Workspace) -> Draft:
     path = profiles.profile_path(name, workspace)
-    draft, _ = read_config(path, dialect="lorapilot")
+    draft, _ = read_config(path, dialect="lorapilot", workspace=workspace)
     return draft
 
 
@@ -102,7 +104,7 @@ def load_spec(
         (lambda: read_profile(profile, ws)) if profile else None,
         (lambda: _one(("datasets", 0, "folder"), dataset, "--dataset")) if dataset else None,
         (lambda: _one(("output", "name"), _name_from(path), "the config's file name")) if path else None,
-        (lambda: _from_file(path, dialect)) if path is not None else None,
+        (lambda: read_config(path, dialect, ws)) if path is not None else None,
         (lambda: _one(("output", "name"), name, "--name")) if name else None,
         *((lambda text=text: parse_override(text)) for text in overrides),
     ):
@@ -129,10 +131,6 @@ def _name_from(path: Path) -> str:
     """A run name from a config's file name, for configs that do not name their run."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._-")
     return stem or "lora"
-
-
-def _from_file(path: Path, dialect: str | None) -> tuple[Draft, str]:
-    return read_config(path, dialect)
 
 
 def _one(native: tuple, value: str, source: str) -> Draft:

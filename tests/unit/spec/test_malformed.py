@@ -200,6 +200,18 @@ CASES: dict[str, tuple[str, str | bytes, tuple[str, ...], tuple[str, ...]]] = {
         ("--set training.maxsteps: unknown key", "'max_steps'"),
     ),
     "undetectable dialect": ("c.yaml", "hello: world\n", (), ("cannot tell which trainer",)),
+    "dataset config outside": (
+        "c.yaml",
+        OK + "dataset_config: /etc/ds.toml\n",
+        (),
+        ("dataset_config: /etc/ds.toml is outside the workspace",),
+    ),
+    "prompt file escapes": (
+        "c.yaml",
+        OK + "sample_prompts: ../../../../etc/hosts.txt\n",
+        (),
+        ("sample_prompts: ../../../../etc/hosts.txt leaves the config's folder",),
+    ),
     "unknown dialect": ("c.yaml", OK, ("--dialect", "onetrainer"), ("invalid choice",)),
 }
 

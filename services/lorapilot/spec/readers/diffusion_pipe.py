@@ -85,12 +85,9 @@ def _stages(draft: Draft, value: Any, source: str) -> None:
 
 
 def _dataset(draft: Draft, value: Any, source: str) -> None:
-    if not isinstance(value, str):
-        draft.issue(source, "must be the path of the dataset TOML", value)
+    path = draft.referenced_file(value, source)
+    if path is None:
         return
-    path = Path(value)
-    if not path.is_absolute() and draft.file:
-        path = Path(draft.file).parent / path
     try:
         doc = document.load(path)
     except SpecError as exc:

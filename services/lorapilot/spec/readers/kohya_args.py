@@ -6,7 +6,6 @@ One flat table, since kohya flattens its config file's sections; `kohya.py` walk
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 from lorapilot.spec import document
@@ -99,18 +98,15 @@ def _next_dataset(draft: Draft) -> int:
 
 
 def _dataset_config(draft: Draft, value: Any, source: str) -> None:
-    if not isinstance(value, str):
-        draft.issue(source, "must be the path of a dataset config TOML", value)
+    path = draft.referenced_file(value, source)
+    if path is None:
         return
-    path = Path(value)
-    if not path.is_absolute() and draft.file:
-        path = Path(draft.file).parent / path
     try:
         doc = document.load(path)
     except SpecError as exc:
         draft.issues.extend(exc.issues)
         return
-    sub = Draft(file=str(path))
+    sub = Draft(file=str(path), workspace=draft.workspace)
     kohya_dataset.read(doc, sub)
     offset = len(draft.data.get("datasets", []))
     for native, where in sub.origin.items():
@@ -187,17 +183,19 @@ def _sample_prompts(draft: Draft, value: Any, source: str) -> None:
     if isinstance(value, list):
         draft.put(("sample", "prompts"), value, source)
         return
-    if not isinstance(value, str):
-        draft.issue(source, "must be a prompt file or a list of prompts", value)
+    path = draft.referenced_file(value, source)
+    if path is None:
         return
-    path = Path(value)
-    if not path.is_absolute() and draft.file:
-        path = Path(draft.file).parent / path
-    if path.suffix.lower() != ".txt" or not path.is_file():
-        draft.issue(source, "prompt file not found (a .txt file, one prompt per line)", value)
+    if path.suffix.lower() != ".txt":
+        draft.issue(source, "must be a .txt file with one prompt per line", value)
+        return
+    try:
+        text = document.read_text(path)
+    except SpecError as exc:
+        draft.issues.extend(exc.issues)
         return
     prompts = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         text = line.split(" --", 1)[0].strip()
         if text and not text.startswith("#"):
             prompts.append(text)
