@@ -170,6 +170,9 @@ class TrainingSpec(Section):
     compile: bool = Field(False, description="torch.compile the denoiser")
     seed: int = Field(42, ge=0, lt=2**32)
     low_vram: bool = Field(False, description="move encoders/VAE off the GPU and offload blocks")
+    skip_bad_images: bool = Field(
+        False, description="skip unreadable images with a warning instead of failing"
+    )
     early_stopping: EarlyStoppingSpec | None = None
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of the LoRA weights (ai-toolkit)")
 

@@ -15,8 +15,8 @@ from lorapilot.spec import DIALECTS, SpecError, load_spec
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_INVALID = 2
+EXIT_INTERNAL = 1  # training failed (bad image, unloadable model) or an internal error
+EXIT_INVALID = 2  # the config is invalid
 
 log = logging.getLogger("trainpilot")
 
@@ -51,6 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print the spec as JSON instead of YAML")
     _add_spec_options(validate)
     validate.set_defaults(handler=cmd_validate)
+
+    train = sub.add_parser(
+        "train",
+        help="run a training config in the foreground (no daemon)",
+        description="Validate the config, then train it here with a progress bar. A run "
+        "folder with saved state is resumed unless --restart is given.",
+    )
+    train.add_argument("file", type=Path, nargs="?", help="YAML or TOML config in any supported dialect")
+    train.add_argument("--restart", action="store_true", help="ignore saved state and start from step 0")
+    _add_spec_options(train)
+    train.set_defaults(handler=cmd_train)
     return parser
 
 
@@ -76,6 +87,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if loaded.dialect:
             print(f"# normalised from a {loaded.dialect} config")
         print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.file is None and not args.profile:
+        print("trainpilot train: give a config FILE or --profile NAME", file=sys.stderr)
+        return EXIT_INVALID
+    workspace = Workspace.from_env(args.workspace)
+    loaded = load_spec(
+        args.file,
+        dialect=args.dialect,
+        profile=args.profile,
+        dataset=args.dataset,
+        name=args.name,
+        overrides=args.overrides,
+        workspace=workspace,
+    )
+    for notice in loaded.notices:
+        print(f"notice: {notice.render()}", file=sys.stderr)
+    from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch/diffusers only when training
+    from lorapilot.engine import train  # noqa: PLC0415
+    from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
+    from lorapilot.engine.optim import OptimizerError  # noqa: PLC0415
+
+    try:
+        result = train(loaded.spec, workspace, resume=not args.restart)
+    except (ImageError, ModelLoadError, OptimizerError) as exc:
+        print(f"training failed: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    folder = Path(loaded.spec.output.folder)
+    print(f"LoRA:    {result.lora}")
+    print(f"samples: {folder / 'samples'}")
+    print(f"logs:    {folder / '_logs' / 'train.log'}  (metrics: {folder / '_logs' / 'metrics.json'})")
     return EXIT_OK
 
 

@@ -1,0 +1,133 @@
+"""What the training loop needs from a model family, and the registry families add themselves to.
+
+The loop never names a family: it asks the adapter to load components, encode prompts, run the
+denoiser and tell it where LoRA goes. Everything family-specific lives behind these hooks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from diffusers import DiffusionPipeline
+
+from lorapilot.spec.model import ModelSpec
+
+Conditioning = dict[str, torch.Tensor]  # one prompt's encoder outputs, each without a batch dim
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Where a training image came from; some denoisers are conditioned on it (micro-conditioning)."""
+
+    original_size: tuple[int, int]  # (height, width) before resizing
+    crop_top_left: tuple[int, int]  # (top, left) of the crop in the resized image
+    target_size: tuple[int, int]  # (height, width) of the training bucket
+
+
+@dataclass(frozen=True)
+class LoraSite:
+    """A model that receives LoRA layers, and how its keys are named in exported files."""
+
+    name: str  # pipeline attribute and diffusers key prefix: "unet", "text_encoder", …
+    kohya_prefix: str  # "lora_unet", "lora_te", "lora_te1", …
+    is_text_encoder: bool
+    targets: tuple[str, ...]  # peft target module names (suffix match)
+    conv_targets: tuple[str, ...] = ()  # extra conv module names trained by LoCon
+
+
+@dataclass
+class LoadedModel:
+    """A family's components on their devices, plus the pipeline class to sample with."""
+
+    components: dict[str, Any]
+    pipeline_class: type[DiffusionPipeline]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.components[name]
+
+
+class ModelFamily(ABC):
+    """One model family. Subclasses set the class attributes and implement the hooks."""
+
+    name: ClassVar[str]
+    base_model_version: ClassVar[str]  # kohya's ss_base_model_version
+    pipeline_class: ClassVar[type[DiffusionPipeline]]
+    denoiser_name: ClassVar[str]  # "unet" or "transformer"
+    latent_channels: ClassVar[int] = 4
+    default_resolution: ClassVar[int] = 512
+
+    @abstractmethod
+    def load(self, spec: ModelSpec, dtype: torch.dtype) -> LoadedModel:
+        """Load every component on the CPU in `dtype`; the loop moves them to the device."""
+
+    def prediction_type(self, model: LoadedModel) -> str:
+        """What the denoiser predicts: "epsilon", "v_prediction" or "flow"."""
+        return model.extras["prediction_type"]
+
+    @abstractmethod
+    def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
+        """Where LoRA goes: the denoiser always, the text encoders when asked."""
+
+    @abstractmethod
+    def text_encoder_names(self) -> tuple[str, ...]:
+        """Component names of the text encoders (frozen ones may be cached and offloaded)."""
+
+    @abstractmethod
+    def encode_prompts(
+        self, model: LoadedModel, prompts: Sequence[str], clip_skip: int | None
+    ) -> list[Conditioning]:
+        """Encoder outputs per prompt, on the text encoders' device."""
+
+    @abstractmethod
+    def predict(
+        self,
+        model: LoadedModel,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        conditioning: Conditioning,
+        geometry: Sequence[ImageGeometry],
+    ) -> torch.Tensor:
+        """The denoiser's output for a batch (`conditioning` tensors carry the batch dim)."""
+
+    def encode_images(self, model: LoadedModel, pixels: torch.Tensor) -> torch.Tensor:
+        """Latents of images in [-1, 1] (scaled as the denoiser expects)."""
+        vae = model["vae"]
+        latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        return (latents - shift) * vae.config.scaling_factor
+
+    def identity_parts(self, model: LoadedModel, component: str) -> list[torch.Tensor]:
+        """A few tensors that identify a component's weights, for cache keys (not a full hash)."""
+        params = list(model[component].parameters())
+        return [params[0], params[len(params) // 2], params[-1]]
+
+    def sampling_pipeline(self, model: LoadedModel) -> DiffusionPipeline:
+        """A pipeline over the live (LoRA-injected) components, for sample renders."""
+        return self.pipeline_class(**model.components)
+
+
+FAMILIES: dict[str, Callable[[], ModelFamily]] = {}
+
+
+def register_family(*names: str) -> Callable[[type[ModelFamily]], type[ModelFamily]]:
+    """Class decorator: make a family available to `family_for` under the given spec names."""
+
+    def add(cls: type[ModelFamily]) -> type[ModelFamily]:
+        for name in names:
+            FAMILIES[name] = cls
+        return cls
+
+    return add
+
+
+def family_for(name: str) -> ModelFamily:
+    if name not in FAMILIES:
+        raise ValueError(
+            f"no training support for model family {name!r} yet; available: {', '.join(FAMILIES)}"
+        )
+    return FAMILIES[name]()

@@ -1,0 +1,421 @@
+"""The family-agnostic training loop: cached latents in, LoRA files, samples and logs out.
+
+Straight-line per step, as in diffusers' example scripts: noise → prediction → weighted loss →
+backward → clip → optimizer step. The family adapter does everything model-specific; this module
+never names a family.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from lorapilot.data.buckets import BucketBatchSampler
+from lorapilot.data.captions import render_caption
+from lorapilot.data.dataset import scan_datasets
+from lorapilot.data.tensor_cache import TensorCache
+from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
+from lorapilot.engine.families import family_for
+from lorapilot.engine.lora import inject, load_lora_state, lora_state
+from lorapilot.engine.lora_export import LoraComponent
+from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
+from lorapilot.engine.objective import DiffusionObjective
+from lorapilot.engine.optim import build_optimizer
+from lorapilot.engine.prepare import prepare_latents, prepare_text
+from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
+from lorapilot.engine.run_folder import RunFolder, write_json_atomic
+from lorapilot.engine.run_log import MetricPoint, RunLog
+from lorapilot.engine.sampling import render_samples
+from lorapilot.engine.saving import save_lora, save_periodic
+from lorapilot.engine.schedules import build_scheduler
+from lorapilot.spec.model import TrainSpec
+from lorapilot.workspace import Workspace
+
+log = logging.getLogger("lorapilot.train")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class StopTraining(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by an `on_progress` callback to stop cleanly (state and LoRA are saved first)."""
+
+
+@dataclass
+class RunResult:
+    lora: Path
+    steps: int
+    final_loss: float | None
+    stopped_early: bool
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def train(
+    spec: TrainSpec,
+    workspace: Workspace,
+    on_progress: Callable[[Progress], None] | None = None,
+    *,
+    resume: bool = True,
+    show_progress: bool = True,
+) -> RunResult:
+    """Train the LoRA `spec` describes; resumes from `state/` of its run folder when there is one."""
+    trainer = Trainer(spec, workspace, on_progress, show_progress=show_progress)
+    try:
+        return trainer.run(resume=resume)
+    finally:
+        trainer.close()
+
+
+class Trainer:
+    def __init__(self, spec, workspace, on_progress, *, show_progress: bool) -> None:
+        self.spec: TrainSpec = spec
+        self.workspace: Workspace = workspace
+        self.on_progress = on_progress
+        self.show_progress = show_progress
+        self.folder = RunFolder(Path(spec.output.folder), spec.output.name).create()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.family = family_for(spec.model.family)
+        self.run_log: RunLog | None = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def run(self, *, resume: bool) -> RunResult:
+        saved = load_state(self.folder.state) if resume else None
+        self.run_log = RunLog(self.folder.logs, resume_step=saved.step if saved else 0)
+        write_json_atomic(self.folder.spec_json, self.spec.model_dump(mode="json"))
+        log.info("run %s: %s on %s", self.spec.output.name, self.spec.model.family, self.device)
+        torch.manual_seed(self.spec.training.seed)  # LoRA initialisation is part of the trajectory
+        self._load_and_prepare()
+        self._build_optimization()
+        start = 0
+        if saved is not None:
+            start = self._restore(saved)
+            log.info("resuming at step %d of %d", start, self.total_steps)
+        return self._loop(start)
+
+    def _load_and_prepare(self) -> None:
+        spec, t = self.spec, self.spec.training
+        self.weight_dtype = DTYPES[spec.model.weight_dtype]
+        self.model = self.family.load(spec.model, self.weight_dtype)
+        self.plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
+        for line in self.plan.describe_buckets():
+            log.info(line)
+        for name in ("vae", *self.family.text_encoder_names(), self.family.denoiser_name):
+            self.model[name].to(self.device)
+        cache_root = self.workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
+        self.latent_cache = TensorCache(cache_root)
+        self.items, self.vae_encodes = prepare_latents(
+            self.plan.items, self.family, self.model, self.latent_cache, show=self.show_progress
+        )
+        self.sites = inject(
+            self.model,
+            self.family.lora_sites(spec.network.train_text_encoder),
+            spec.network,
+            self.family.denoiser_name,
+        )
+        self._prepare_text()
+        self._configure_denoiser()
+        if t.low_vram and self.text_cached:
+            for name in ("vae", *self.family.text_encoder_names()):
+                self.model[name].to("cpu")
+
+    def _prepare_text(self) -> None:
+        t = self.spec.training
+        frozen = not self.spec.network.train_text_encoder
+        self.text_cached = frozen and all(not p.item.policy.shuffle for p in self.items)
+        self.text: dict[str, dict[str, torch.Tensor]] = {}
+        self.text_encodes = 0
+        if not self.text_cached:
+            return
+        # Without shuffling a caption renders to itself or, when dropped out, to "": encode both.
+        prompts: set[str] = set()
+        rng = random.Random(0)
+        for prepared in self.items:
+            policy = prepared.item.policy
+            prompts.add(render_caption(prepared.item.caption_raw, replace(policy, dropout=0.0), rng))
+            if policy.dropout:
+                prompts.add("")
+        root = self.workspace.text_cache if t.cache_text_encoder_outputs else None
+        self.text_cache = TensorCache(root)
+        self.text, self.text_encodes = prepare_text(
+            prompts, self.family, self.model, self.text_cache, t.clip_skip
+        )
+
+    def _configure_denoiser(self) -> None:
+        t = self.spec.training
+        denoiser = self.model[self.family.denoiser_name]
+        if t.gradient_checkpointing:
+            denoiser.enable_gradient_checkpointing()
+            for site in self.sites:
+                if site.site.is_text_encoder:
+                    site.module.gradient_checkpointing_enable()
+        if t.attention == "xformers":
+            denoiser.enable_xformers_memory_efficient_attention()
+        for site in self.sites:
+            site.module.train()
+
+    def _build_optimization(self) -> None:
+        t = self.spec.training
+        groups = []
+        for site in self.sites:
+            lr = (t.text_encoder_lr if site.site.is_text_encoder else t.unet_lr) or t.learning_rate
+            groups.append({"params": site.parameters(), "lr": lr, "name": site.site.name})
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = build_optimizer(t.optimizer, groups, t.optimizer_args)
+        batch = t.batch_size
+        self.sampler = BucketBatchSampler([p.item.bucket for p in self.items], batch, seed=t.seed)
+        self.batches_per_epoch = len(self.sampler)
+        updates_per_epoch = max(1, math.ceil(self.batches_per_epoch / t.gradient_accumulation_steps))
+        self.total_steps = t.max_steps or updates_per_epoch * (t.epochs or 1)
+        self.epochs = math.ceil(self.total_steps / updates_per_epoch)
+        self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
+        use_scaler = t.mixed_precision == "fp16"
+        self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
+        self.objective = DiffusionObjective(
+            self.model["scheduler"].config, self.family.prediction_type(self.model), self.device
+        )
+        self.noise_rng = torch.Generator(device=self.device).manual_seed(t.seed)
+        self.data_rng = random.Random(t.seed)
+        self.ema = LoraEma(self.params, t.ema_decay) if t.ema_decay else None
+        self.stopper = EarlyStopper(t.early_stopping) if t.early_stopping else None
+        self.facts = RunFacts(
+            session_id=uuid.uuid4().hex,
+            started_at=time.time(),
+            base_model_version=self.model.extras["base_model_version"],
+            num_train_images=self.plan.num_train_images,
+            num_reg_images=self.plan.num_reg_images,
+            batches_per_epoch=self.batches_per_epoch,
+            epochs=self.epochs,
+            total_steps=self.total_steps,
+            dataset_dirs=self.plan.dataset_dirs,
+            tag_frequency=self.plan.tag_frequency,
+            bucket_info=bucket_info(self.plan.bucket_counts),
+        )
+        log.info(
+            "%d images (%d regularization), %d batches per epoch, %d steps",
+            self.plan.num_train_images,
+            self.plan.num_reg_images,
+            self.batches_per_epoch,
+            self.total_steps,
+        )
+
+    def _restore(self, saved: TrainerState) -> int:
+        load_lora_state(self.sites, saved.lora)
+        self.optimizer.load_state_dict(saved.optimizer)
+        self.scheduler.load_state_dict(saved.scheduler)
+        if self.scaler is not None and saved.scaler:
+            self.scaler.load_state_dict(saved.scaler)
+        self.sampler.load_state_dict(saved.sampler)
+        restore_rng(saved, self.noise_rng, self.data_rng)
+        if self.ema is not None and "ema" in saved.extra:
+            self.ema.load_state_dict(saved.extra["ema"])
+        if self.stopper is not None and "stopper" in saved.extra:
+            self.stopper.load_state_dict(saved.extra["stopper"])
+        self.facts.session_id = saved.extra.get("session_id", self.facts.session_id)
+        self.facts.started_at = saved.extra.get("started_at", self.facts.started_at)
+        return saved.step
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _loop(self, start: int) -> RunResult:
+        t = self.spec.training
+        log_every = 1 if self.total_steps <= 200 else 10
+        batches = self._batches()
+        loss_sum = torch.zeros((), device=self.device)
+        last_loss: float | None = None
+        window_start, window_steps = time.perf_counter(), 0
+        stopped_early = False
+        bar = self._progress_bar(start)
+        step = start
+        for step in range(start + 1, self.total_steps + 1):
+            for _ in range(t.gradient_accumulation_steps):
+                loss_sum += self._micro_step(next(batches))
+            self._update()
+            window_steps += 1
+            bar.update(1)
+            if step % log_every == 0 or step == self.total_steps:
+                last_loss = float(loss_sum) / (window_steps * t.gradient_accumulation_steps)
+                rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                self._report(step, last_loss, rate, bar)
+                loss_sum.zero_()
+                window_start, window_steps = time.perf_counter(), 0
+                if self.stopper is not None and self.stopper.update(step, last_loss):
+                    log.info("early stopping at step %d: the loss stopped improving", step)
+                    stopped_early = True
+            self._periodic(step)
+            if stopped_early:
+                break
+        bar.close()
+        return self._finish(step, last_loss, stopped_early)
+
+    def _batches(self):
+        while True:
+            yield from self.sampler
+            self.sampler.set_epoch(self.sampler.epoch + 1)
+
+    def _micro_step(self, indices: list[int]) -> torch.Tensor:
+        t = self.spec.training
+        prepared = [self.items[i] for i in indices]
+        variants = [p.variants[bool(p.item.flip and self.data_rng.random() < 0.5)] for p in prepared]
+        latents = torch.stack([v.latents for v in variants]).to(self.device, torch.float32)
+        captions = [render_caption(p.item.caption_raw, p.item.policy, self.data_rng) for p in prepared]
+        conditioning = self._conditioning(captions)
+        noised = self.objective.noise(latents, self.noise_rng, t.noise_offset, t.min_snr_gamma)
+        item_weights = torch.tensor(
+            [p.item.weight * (t.prior_loss_weight if p.item.is_reg else 1.0) for p in prepared],
+            device=self.device,
+        )
+        with self._autocast():
+            pred = self.family.predict(
+                self.model,
+                noised.noisy.to(self.weight_dtype),
+                noised.timesteps,
+                conditioning,
+                [v.geometry for v in variants],
+            )
+        per_sample = torch.nn.functional.mse_loss(pred.float(), noised.target.float(), reduction="none")
+        per_sample = per_sample.mean(dim=list(range(1, per_sample.ndim)))
+        loss = (per_sample * noised.weights * item_weights).mean() / t.gradient_accumulation_steps
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        return loss.detach() * t.gradient_accumulation_steps
+
+    def _conditioning(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        if self.text_cached:
+            rows = [self.text[c] for c in captions]
+        else:
+            with self._autocast():
+                rows = self.family.encode_prompts(self.model, captions, self.spec.training.clip_skip)
+        return {k: torch.stack([r[k] for r in rows]).to(self.device, self.weight_dtype) for k in rows[0]}
+
+    def _autocast(self):
+        precision = self.spec.training.mixed_precision
+        if precision == "no":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[precision])
+
+    def _update(self) -> None:
+        t = self.spec.training
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if t.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.params)
+
+    # -- reporting, saving, sampling --------------------------------------------------------------
+    def _progress_bar(self, start: int):
+        from tqdm import tqdm  # noqa: PLC0415
+
+        return tqdm(
+            total=self.total_steps,
+            initial=start,
+            desc=self.spec.output.name,
+            unit="step",
+            disable=None if self.show_progress else True,
+            dynamic_ncols=True,
+        )
+
+    def _report(self, step: int, loss: float, rate: float, bar) -> None:
+        lr = self.scheduler.get_last_lr()[0]
+        epoch = self.sampler.epoch
+        self.run_log.record(MetricPoint(step, loss, lr, rate, epoch, time.time() - self.facts.started_at))
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        log.info("step %d/%d loss %.5f lr %.3g %.2f it/s", step, self.total_steps, loss, lr, rate)
+        if self.on_progress is not None:
+            eta = (self.total_steps - step) / rate if rate > 0 else None
+            self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, epoch))
+
+    def _periodic(self, step: int) -> None:
+        s = self.spec
+        if s.sample.every and s.sample.prompts and step % s.sample.every == 0 and step != self.total_steps:
+            self._sample(step)
+        if s.save.every_n_steps and step % s.save.every_n_steps == 0 and step != self.total_steps:
+            self._save_checkpoint(step)
+            save_periodic(self.folder, step, self._components(), self._metadata(step), s.save)
+            self.run_log.flush()
+
+    def _save_checkpoint(self, step: int) -> None:
+        if not self.spec.save.save_state:
+            return
+        extra = {"session_id": self.facts.session_id, "started_at": self.facts.started_at}
+        if self.ema is not None:
+            extra["ema"] = self.ema.state_dict()
+        if self.stopper is not None:
+            extra["stopper"] = self.stopper.state_dict()
+        rng = capture_rng(self.noise_rng, self.data_rng)
+        save_state(
+            self.folder.state,
+            TrainerState(
+                step=step,
+                lora=lora_state(self.sites),
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                scaler=self.scaler.state_dict() if self.scaler else None,
+                sampler=self.sampler.state_dict(),
+                extra=extra,
+                **rng,
+            ),
+        )
+        log.info("state saved at step %d", step)
+
+    def _sample(self, step: int) -> None:
+        s = self.spec
+        size = (s.sample.width or self._sample_side(), s.sample.height or self._sample_side())
+        for name in ("vae", *self.family.text_encoder_names()):
+            self.model[name].to(self.device)
+        for site in self.sites:
+            site.module.eval()
+        trigger = next((d.trigger_word for d in s.datasets if d.trigger_word), None)
+        paths = [self.folder.sample(step, k) for k in range(len(s.sample.prompts))]
+        with self._ema_weights():
+            render_samples(
+                self.family, self.model, s.sample, size=size, trigger=trigger, device=self.device, paths=paths
+            )
+        for site in self.sites:
+            site.module.train()
+        if s.training.low_vram and self.text_cached:
+            for name in ("vae", *self.family.text_encoder_names()):
+                self.model[name].to("cpu")
+
+    def _sample_side(self) -> int:
+        return max(self.spec.datasets[0].resolutions)
+
+    def _ema_weights(self):
+        return self.ema.swapped_in(self.params) if self.ema is not None else nullcontext()
+
+    def _components(self) -> list[LoraComponent]:
+        return [LoraComponent(s.site.name, s.site.kohya_prefix, s.module) for s in self.sites]
+
+    def _metadata(self, step: int) -> dict[str, str]:
+        self.facts.step = step
+        self.facts.epoch = self.sampler.epoch + 1
+        return kohya_metadata(self.spec, self.facts)
+
+    def _finish(self, step: int, loss: float | None, stopped_early: bool) -> RunResult:
+        s = self.spec
+        self._save_checkpoint(step)
+        self.facts.finished_at = time.time()
+        with self._ema_weights():
+            save_lora(self.folder.lora, self._components(), self._metadata(step), s.save)
+        if s.sample.every and s.sample.prompts:
+            self._sample(step)
+        self.run_log.flush()
+        log.info("LoRA written: %s", self.folder.lora)
+        stats = {"vae_encodes": self.vae_encodes, "text_encodes": self.text_encodes, "steps": step}
+        return RunResult(self.folder.lora, step, loss, stopped_early, stats)
+
+    def close(self) -> None:
+        if self.run_log is not None:
+            self.run_log.close()
