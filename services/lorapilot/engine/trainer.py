@@ -106,6 +106,7 @@ class Trainer:
         self.plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
         for line in self.plan.describe_buckets():
             log.info(line)
+        self._log_bucket_assignment()
         for name in ("vae", *self.family.text_encoder_names(), self.family.denoiser_name):
             self.model[name].to(self.device)
         cache_root = self.workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
@@ -124,6 +125,17 @@ class Trainer:
         if t.low_vram and self.text_cached:
             for name in ("vae", *self.family.text_encoder_names()):
                 self.model[name].to("cpu")
+
+    def _log_bucket_assignment(self, limit: int = 12) -> None:
+        """Which images went to which bucket, so a surprising crop can be traced to its cause."""
+        members: dict[str, list[str]] = {}
+        for item in self.plan.items:
+            names = members.setdefault(f"{item.bucket.width}x{item.bucket.height}", [])
+            if item.image.name not in names:
+                names.append(item.image.name)
+        for bucket, names in sorted(members.items()):
+            more = f" and {len(names) - limit} more" if len(names) > limit else ""
+            log.info("bucket %s holds %s%s", bucket, ", ".join(names[:limit]), more)
 
     def _prepare_text(self) -> None:
         t = self.spec.training

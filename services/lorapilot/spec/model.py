@@ -83,14 +83,22 @@ class NetworkSpec(Section):
 
 class BucketSpec(Section):
     enabled: bool = Field(True, description="aspect-ratio bucketing")
-    min_resolution: int = Field(256, ge=64, description="smallest bucket side")
-    max_resolution: int = Field(1024, ge=64, description="largest bucket side")
+    min_resolution: int | None = Field(
+        None, ge=64, description="smallest bucket side; default half the resolution"
+    )
+    max_resolution: int | None = Field(
+        None, ge=64, description="largest bucket side; default twice the resolution"
+    )
     step: int = Field(64, ge=8, description="bucket side granularity")
     no_upscale: bool = Field(False, description="never upscale an image into a bucket")
 
     @model_validator(mode="after")
     def _order(self) -> BucketSpec:
-        if self.min_resolution > self.max_resolution:
+        if (
+            self.min_resolution is not None
+            and self.max_resolution is not None
+            and (self.min_resolution > self.max_resolution)
+        ):
             raise ValueError(
                 f"min_resolution {self.min_resolution} is larger than max_resolution {self.max_resolution}"
             )
@@ -133,6 +141,20 @@ class DatasetSpec(Section):
                 raise ValueError(f"{side} is not a usable side; use a multiple of 8 between 64 and 4096")
         return sorted(set(value))
 
+    @model_validator(mode="after")
+    def _bucket_sides(self) -> DatasetSpec:
+        """kohya's defaults scaled to the resolution; explicit sides must admit the resolution."""
+        b, low, high = self.bucket, min(self.resolutions), max(self.resolutions)
+        if b.min_resolution is None:
+            b.min_resolution = max(64, low // 2 // b.step * b.step)
+        if b.max_resolution is None:
+            b.max_resolution = max(high * 2, b.min_resolution)
+        if b.enabled and b.min_resolution > low:
+            raise ValueError(f"bucket min_resolution {b.min_resolution} is above the resolution {low}")
+        if b.enabled and b.max_resolution < high:
+            raise ValueError(f"bucket max_resolution {b.max_resolution} is below the resolution {high}")
+        return self
+
 
 class EarlyStoppingSpec(Section):
     patience: int = Field(description="evaluations without improvement before stopping", ge=1)
@@ -145,9 +167,10 @@ class TrainingSpec(Section):
     epochs: int | None = Field(None, ge=1, le=100_000, description="passes over the data (instead of steps)")
     batch_size: int = Field(1, ge=1, le=1024)
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
-    learning_rate: float = Field(1e-4, gt=0, lt=1)
-    unet_lr: float | None = Field(None, gt=0, lt=1, description="denoiser LR; default learning_rate")
-    text_encoder_lr: float | None = Field(None, gt=0, lt=1, description="text-encoder LR")
+    # Up to 10: Prodigy and other adaptive optimizers take a multiplier around 1.0 as their "LR".
+    learning_rate: float = Field(1e-4, gt=0, le=10)
+    unet_lr: float | None = Field(None, gt=0, le=10, description="denoiser LR; default learning_rate")
+    text_encoder_lr: float | None = Field(None, gt=0, le=10, description="text-encoder LR")
     optimizer: Optimizer = "adamw8bit"
     optimizer_args: dict[str, Any] = Field(default_factory=dict)
     lr_scheduler: Scheduler = "constant"

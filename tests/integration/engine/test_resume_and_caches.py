@@ -44,9 +44,14 @@ def crash_at(step: int):
     return on_progress
 
 
-def test_a_run_killed_after_a_save_resumes_to_the_same_lora(make_spec, workspace):
-    straight = train(make_spec(name="straight", **STOCHASTIC), workspace, show_progress=False)
-    spec = make_spec(name="crashed", **STOCHASTIC)
+@pytest.mark.parametrize(("optimizer", "args"), [("adamw", {}), ("adamw8bit", {"min_8bit_size": 0})])
+def test_a_run_killed_after_a_save_resumes_to_the_same_lora(optimizer, args, make_spec, workspace):
+    options = {
+        **STOCHASTIC,
+        "training": {**STOCHASTIC["training"], "optimizer": optimizer, "optimizer_args": args},
+    }
+    straight = train(make_spec(name="straight", **options), workspace, show_progress=False)
+    spec = make_spec(name="crashed", **options)
     with pytest.raises(SimulatedCrashError):
         train(spec, workspace, crash_at(11), show_progress=False)
     resumed = train(spec, workspace, show_progress=False)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import resource
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,16 @@ TEXT_ENCODERS = {
 }
 TOKEN_IDS = torch.tensor([[3, 10, 20, 30, 40, 5]])
 ADAPTER = "exported"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny tensors gain nothing from intra-op threads, and on two shared cores OpenMP's spin-waiting
+    made this module 3x slower (80 s instead of 29 s) while another test process ran."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -262,6 +273,8 @@ def test_diffusers_file_loads_at_trained_strength(trained: Trained, tmp_path: Pa
         assert adapter_metadata[f"{component.name}.lora_alpha"] == ALPHA
         ours = {k.removeprefix(f"{component.name}.") for k in keys if k.startswith(f"{component.name}.")}
         peft_keys = get_peft_model_state_dict(component.module)
+        if component.name != "unet":  # the spelling transformers 4 and older diffusers need
+            assert all(key.startswith("text_model.") for key in ours)
         assert {k.removeprefix("text_model.") for k in ours} == {
             k.removeprefix("text_model.") for k in peft_keys
         }

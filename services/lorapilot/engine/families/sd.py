@@ -31,7 +31,8 @@ def clip_hidden_states(encoder: torch.nn.Module, ids: torch.Tensor, clip_skip: i
     if not clip_skip or clip_skip <= 1:
         return output.last_hidden_state
     hidden = output.hidden_states[-clip_skip]
-    return encoder.text_model.final_layer_norm(hidden)
+    # transformers 5 flattened CLIPTextModel (no `.text_model`); older versions nest it.
+    return getattr(encoder, "text_model", encoder).final_layer_norm(hidden)
 
 
 def tokenize(tokenizer, prompts: Sequence[str]) -> torch.Tensor:
