@@ -247,7 +247,7 @@ def test_a_corrupt_image_fails_the_run_naming_it_or_is_skipped_on_request(make_s
     write_demo_images(workspace.images / "1_broken", 3, seed=9)
     (workspace.images / "1_broken" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     dataset = [{"folder": "broken", "resolutions": [64], "bucket": {"enabled": False}}]
-    with pytest.raises(ImageError, match="bad.png"):
+    with pytest.raises(ImageError, match=r"bad\.png"):
         train(
             make_spec(name="strict", datasets=dataset, training={"max_steps": 1}),
             workspace,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -44,7 +45,7 @@ def test_decay_reaches_the_floor_in_every_group(kind):
     # The last update runs one step before the end of the decay: at most a hair above the floor.
     assert seen[-1][0] == pytest.approx(1e-6, rel=0.1) and seen[-1][1] == pytest.approx(1e-6, abs=2e-6)
     assert lr_multiplier(kind, 1000, 5, 0.01)(1000) == pytest.approx(0.01)
-    assert all(a[0] >= b[0] - 1e-12 for a, b in zip(seen[5:], seen[6:], strict=False))  # never rises
+    assert all(a[0] >= b[0] - 1e-12 for a, b in itertools.pairwise(seen[5:]))  # never rises
 
 
 def test_cosine_midpoint_and_polynomial_power():
