@@ -41,6 +41,7 @@ from lorapilot.spec.model import TrainSpec
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.train")
+step_log = logging.getLogger("lorapilot.train.steps")  # one line per logged step; a terminal has the bar
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -344,7 +345,7 @@ class Trainer:
         epoch = self.sampler.epoch
         self.run_log.record(MetricPoint(step, loss, lr, rate, epoch, time.time() - self.facts.started_at))
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-        log.info("step %d/%d loss %.5f lr %.3g %.2f it/s", step, self.total_steps, loss, lr, rate)
+        step_log.info("step %d/%d loss %.5f lr %.3g %.2f it/s", step, self.total_steps, loss, lr, rate)
         if self.on_progress is not None:
             eta = (self.total_steps - step) / rate if rate > 0 else None
             self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, epoch))

@@ -199,6 +199,12 @@ class TrainingSpec(Section):
     early_stopping: EarlyStoppingSpec | None = None
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of the LoRA weights (ai-toolkit)")
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `no` (kohya's spelling) as false.
+        return "no" if value is False else value
+
     @model_validator(mode="after")
     def _length(self) -> TrainingSpec:
         if self.max_steps is not None and self.epochs is not None:

@@ -125,6 +125,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if sys.stderr.isatty():  # the progress bar shows each step; train.log keeps the lines
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: not record.name.startswith("lorapilot.train.steps"))
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
