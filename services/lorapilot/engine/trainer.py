@@ -103,7 +103,7 @@ class Trainer:
     def _load_and_prepare(self) -> None:
         spec, t = self.spec, self.spec.training
         self.weight_dtype = DTYPES[spec.model.weight_dtype]
-        self.model = self.family.load(spec.model, self.weight_dtype)
+        self.model = self.family.load(spec.model, self.weight_dtype, self.workspace.cache / "model-configs")
         self.plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
         for line in self.plan.describe_buckets():
             log.info(line)

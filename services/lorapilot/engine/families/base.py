@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -62,8 +63,11 @@ class ModelFamily(ABC):
     default_resolution: ClassVar[int] = 512
 
     @abstractmethod
-    def load(self, spec: ModelSpec, dtype: torch.dtype) -> LoadedModel:
-        """Load every component on the CPU in `dtype`; the loop moves them to the device."""
+    def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
+        """Load every component on the CPU in `dtype`; the loop moves them to the device.
+
+        `config_cache` is a workspace folder for configs the family writes (single-file loading).
+        """
 
     def prediction_type(self, model: LoadedModel) -> str:
         """What the denoiser predicts: "epsilon", "v_prediction" or "flow"."""

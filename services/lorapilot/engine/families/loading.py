@@ -2,7 +2,7 @@
 
 Shared by the families; each passes its own pipeline class. Nothing is fetched unless the spec
 names a hub id; a single file needs its components' configs, which come from a diffusers folder of
-the same name beside it.
+the same name beside it, or from the released model's configs that the project carries.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 
+from lorapilot.engine.families.clip_vocab import ClipVocabMissingError
+from lorapilot.engine.families.reference_configs import materialize, reference_name
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -24,14 +26,21 @@ class ModelLoadError(RuntimeError):
 
 
 def load_pipeline(
-    spec: ModelSpec, pipeline_class: type[DiffusionPipeline], dtype: torch.dtype, **kwargs: Any
+    spec: ModelSpec,
+    pipeline_class: type[DiffusionPipeline],
+    dtype: torch.dtype,
+    config_cache: Path,
+    **kwargs: Any,
 ) -> DiffusionPipeline:
-    """The pipeline named by `spec.path`, in `dtype`, on the CPU."""
+    """The pipeline named by `spec.path`, in `dtype`, on the CPU.
+
+    `config_cache` is where the component configs of a single-file checkpoint are written.
+    """
     try:
         if spec.source == "single_file":
             pipe = pipeline_class.from_single_file(
                 spec.path,
-                config=str(single_file_config(Path(spec.path))),
+                config=str(single_file_config(spec, config_cache)),
                 dtype=dtype,
                 local_files_only=True,
                 **kwargs,
@@ -49,15 +58,25 @@ def load_pipeline(
     return pipe
 
 
-def single_file_config(path: Path) -> Path:
-    """The diffusers folder that describes a single-file checkpoint's components."""
-    beside = path.with_suffix("")
+def single_file_config(spec: ModelSpec, config_cache: Path) -> Path:
+    """The diffusers folder describing a single-file checkpoint's components.
+
+    A diffusers folder of the same name beside the file wins (it may describe a fine-tune with
+    its own configs); otherwise the released model's configs for the family are used.
+    """
+    beside = Path(spec.path).with_suffix("")
     if (beside / "model_index.json").is_file():
         return beside
-    raise ModelLoadError(
-        f"{path.name}: a single-file checkpoint needs its components' configs; put the model's diffusers "
-        f"folder (model_index.json, unet/, vae/, tokenizer/ …) at {beside}, or use a diffusers folder"
-    )
+    try:
+        name = reference_name(spec.family, spec.v_parameterization)
+        return materialize(name, config_cache / name)
+    except KeyError:
+        raise ModelLoadError(
+            f"{Path(spec.path).name}: a single-file {spec.family} checkpoint needs its diffusers folder "
+            f"(model_index.json, configs, tokenizers) at {beside}, or use a diffusers folder"
+        ) from None
+    except ClipVocabMissingError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def load_vae(path_or_id: str, dtype: torch.dtype) -> AutoencoderKL:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -53,9 +54,9 @@ class StableDiffusion(ModelFamily):
     denoiser_name: ClassVar[str] = "unet"
     default_resolution: ClassVar[int] = 512
 
-    def load(self, spec: ModelSpec, dtype: torch.dtype) -> LoadedModel:
+    def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         pipe = load_pipeline(
-            spec, self.pipeline_class, dtype, safety_checker=None, requires_safety_checker=False
+            spec, self.pipeline_class, dtype, config_cache, safety_checker=None, requires_safety_checker=False
         )
         components = {
             k: pipe.components[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -32,8 +33,8 @@ class StableDiffusionXL(ModelFamily):
     denoiser_name: ClassVar[str] = "unet"
     default_resolution: ClassVar[int] = 1024
 
-    def load(self, spec: ModelSpec, dtype: torch.dtype) -> LoadedModel:
-        pipe = load_pipeline(spec, self.pipeline_class, dtype)
+    def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
+        pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache)
         names = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "scheduler")
         components = {k: pipe.components[k] for k in names}
         components |= {"image_encoder": None, "feature_extractor": None}
