@@ -170,6 +170,9 @@ class Trainer:
                     site.module.gradient_checkpointing_enable()
         if t.attention == "xformers":
             denoiser.enable_xformers_memory_efficient_attention()
+        if t.compile:
+            # In place: parameter names (and so saved LoRA keys) stay those of the eager module.
+            denoiser.compile(dynamic=False)
         for site in self.sites:
             site.module.train()
 

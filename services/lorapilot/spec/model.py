@@ -47,6 +47,15 @@ class ModelSpec(Section):
     )
 
     @model_validator(mode="after")
+    def _quantize_family(self) -> ModelSpec:
+        if self.quantize != "none" and self.family not in ("sd3", "flux-dev", "flux-schnell"):
+            raise ValueError(
+                f"quantize applies to the large transformer models (sd3, flux); {self.family} "
+                "trains in bf16/fp16 within 24 GB already"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _v_pred_family(self) -> ModelSpec:
         if self.v_parameterization and self.family in ("sd3", "flux-dev", "flux-schnell"):
             raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -256,6 +257,27 @@ def test_a_corrupt_image_fails_the_run_naming_it_or_is_skipped_on_request(make_s
     spec = make_spec(name="lenient", datasets=dataset, training={"max_steps": 1, "skip_bad_images": True})
     result = train(spec, workspace, show_progress=False)
     assert "bad.png" in (result.lora.parent / "_logs" / "train.log").read_text()
+
+
+def test_fp16_weights(make_spec, workspace):
+    spec = make_spec(
+        name="half", model={"weight_dtype": "fp16"}, training={"max_steps": 3, "mixed_precision": "fp16"}
+    )
+    assert lora_changed(train(spec, workspace, show_progress=False))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.cuda.is_available() and not os.environ.get("LORAPILOT_RUN_SLOW"),
+    reason="compiling the UNet takes minutes on 2 CPU cores; runs on CUDA or with LORAPILOT_RUN_SLOW=1",
+)
+def test_torch_compile_keeps_key_names(make_spec, workspace):
+    result = train(
+        make_spec(name="compiled", training={"max_steps": 3, "compile": True}), workspace, show_progress=False
+    )
+    assert lora_changed(result)
+    tensors, _ = tensors_and_meta(result.lora)
+    assert not any("_orig_mod" in k for k in tensors)  # compiled modules keep their key names
 
 
 @pytest.mark.gpu
