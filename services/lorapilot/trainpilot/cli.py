@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from lorapilot.spec import DIALECTS, SpecError, load_spec
+from lorapilot.spec import DIALECTS, LoadedSpec, SpecError, load_spec
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
@@ -65,36 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    if args.file is None and not args.profile:
-        print("trainpilot validate: give a config FILE or --profile NAME", file=sys.stderr)
-        return EXIT_INVALID
-    loaded = load_spec(
-        args.file,
-        dialect=args.dialect,
-        profile=args.profile,
-        dataset=args.dataset,
-        name=args.name,
-        overrides=args.overrides,
-        workspace=Workspace.from_env(args.workspace),
-    )
-    for notice in loaded.notices:
-        print(f"notice: {notice.render()}", file=sys.stderr)
-    data = loaded.spec.model_dump(mode="json")
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        if loaded.dialect:
-            print(f"# normalised from a {loaded.dialect} config")
-        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
-    return EXIT_OK
+class UsageError(Exception):
+    """The command line itself is incomplete."""
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace, workspace: Workspace) -> LoadedSpec:
+    """The spec the command's arguments describe; notices go to stderr."""
     if args.file is None and not args.profile:
-        print("trainpilot train: give a config FILE or --profile NAME", file=sys.stderr)
-        return EXIT_INVALID
-    workspace = Workspace.from_env(args.workspace)
+        raise UsageError(f"trainpilot {args.command}: give a config FILE or --profile NAME")
     loaded = load_spec(
         args.file,
         dialect=args.dialect,
@@ -106,6 +84,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     for notice in loaded.notices:
         print(f"notice: {notice.render()}", file=sys.stderr)
+    return loaded
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load(args, Workspace.from_env(args.workspace))
+    data = loaded.spec.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        if loaded.dialect:
+            print(f"# normalised from a {loaded.dialect} config")
+        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    workspace = Workspace.from_env(args.workspace)
+    loaded = _load(args, workspace)
     from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch/diffusers only when training
     from lorapilot.engine import train  # noqa: PLC0415
     from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
@@ -133,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
