@@ -14,26 +14,24 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from lorapilot.data.buckets import BucketBatchSampler
 from lorapilot.data.captions import render_caption
-from lorapilot.data.dataset import scan_datasets
-from lorapilot.data.tensor_cache import TensorCache
 from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
 from lorapilot.engine.families import family_for
-from lorapilot.engine.lora import inject, load_lora_state, lora_state
+from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
 from lorapilot.engine.objective import DiffusionObjective
 from lorapilot.engine.optim import build_optimizer
-from lorapilot.engine.prepare import prepare_latents, prepare_text
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, write_json_atomic
 from lorapilot.engine.run_log import MetricPoint, RunLog
+from lorapilot.engine.run_setup import DTYPES, offload_encoders, prepare_run
 from lorapilot.engine.sampling import render_samples
 from lorapilot.engine.saving import save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
@@ -42,7 +40,6 @@ from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.train")
 step_log = logging.getLogger("lorapilot.train.steps")  # one line per logged step; a terminal has the bar
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error
@@ -101,80 +98,15 @@ class Trainer:
         return self._loop(start)
 
     def _load_and_prepare(self) -> None:
-        spec, t = self.spec, self.spec.training
-        self.weight_dtype = DTYPES[spec.model.weight_dtype]
-        self.model = self.family.load(spec.model, self.weight_dtype, self.workspace.cache / "model-configs")
-        self.plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
-        for line in self.plan.describe_buckets():
-            log.info(line)
-        self._log_bucket_assignment()
-        for name in ("vae", *self.family.text_encoder_names(), self.family.denoiser_name):
-            self.model[name].to(self.device)
-        cache_root = self.workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
-        self.latent_cache = TensorCache(cache_root)
-        self.items, self.vae_encodes = prepare_latents(
-            self.plan.items, self.family, self.model, self.latent_cache, show=self.show_progress
+        run = prepare_run(self.spec, self.workspace, self.family, self.device, show=self.show_progress)
+        self.model, self.weight_dtype, self.plan, self.items = (
+            run.model,
+            run.weight_dtype,
+            run.plan,
+            run.items,
         )
-        self.sites = inject(
-            self.model,
-            self.family.lora_sites(spec.network.train_text_encoder),
-            spec.network,
-            self.family.denoiser_name,
-        )
-        self._prepare_text()
-        self._configure_denoiser()
-        if t.low_vram and self.text_cached:
-            for name in ("vae", *self.family.text_encoder_names()):
-                self.model[name].to("cpu")
-
-    def _log_bucket_assignment(self, limit: int = 12) -> None:
-        """Which images went to which bucket, so a surprising crop can be traced to its cause."""
-        members: dict[str, list[str]] = {}
-        for item in self.plan.items:
-            names = members.setdefault(f"{item.bucket.width}x{item.bucket.height}", [])
-            if item.image.name not in names:
-                names.append(item.image.name)
-        for bucket, names in sorted(members.items()):
-            more = f" and {len(names) - limit} more" if len(names) > limit else ""
-            log.info("bucket %s holds %s%s", bucket, ", ".join(names[:limit]), more)
-
-    def _prepare_text(self) -> None:
-        t = self.spec.training
-        frozen = not self.spec.network.train_text_encoder
-        self.text_cached = frozen and all(not p.item.policy.shuffle for p in self.items)
-        self.text: dict[str, dict[str, torch.Tensor]] = {}
-        self.text_encodes = 0
-        if not self.text_cached:
-            return
-        # Without shuffling a caption renders to itself or, when dropped out, to "": encode both.
-        prompts: set[str] = set()
-        rng = random.Random(0)
-        for prepared in self.items:
-            policy = prepared.item.policy
-            prompts.add(render_caption(prepared.item.caption_raw, replace(policy, dropout=0.0), rng))
-            if policy.dropout:
-                prompts.add("")
-        root = self.workspace.text_cache if t.cache_text_encoder_outputs else None
-        self.text_cache = TensorCache(root)
-        self.text, self.text_encodes = prepare_text(
-            prompts, self.family, self.model, self.text_cache, t.clip_skip
-        )
-
-    def _configure_denoiser(self) -> None:
-        t = self.spec.training
-        denoiser = self.model[self.family.denoiser_name]
-        if t.gradient_checkpointing:
-            denoiser.enable_gradient_checkpointing()
-            for site in self.sites:
-                if site.site.is_text_encoder:
-                    site.module.gradient_checkpointing_enable()
-        if t.attention == "xformers":
-            denoiser.enable_xformers_memory_efficient_attention()
-        if t.compile:
-            # In place: parameter names (and so saved LoRA keys) stay those of the eager module.
-            denoiser.compile(dynamic=False)
-        for site in self.sites:
-            site.module.train()
+        self.sites, self.text, self.text_cached = run.sites, run.text, run.text_cached
+        self.vae_encodes, self.text_encodes = run.vae_encodes, run.text_encodes
 
     def _build_optimization(self) -> None:
         t = self.spec.training
@@ -402,8 +334,7 @@ class Trainer:
         for site in self.sites:
             site.module.train()
         if s.training.low_vram and self.text_cached:
-            for name in ("vae", *self.family.text_encoder_names()):
-                self.model[name].to("cpu")
+            offload_encoders(self.model, self.family)
 
     def _sample_side(self) -> int:
         return max(self.spec.datasets[0].resolutions)

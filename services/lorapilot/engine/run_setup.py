@@ -1,0 +1,117 @@
+"""Getting a run ready to train: model loaded, data planned and encoded, LoRA injected.
+
+Everything here happens once per run, before the first step; the loop (`trainer.py`) then sees
+tensors, LoRA parameters and a family adapter only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, replace
+
+import torch
+
+from lorapilot.data.captions import render_caption
+from lorapilot.data.dataset import DatasetPlan, scan_datasets
+from lorapilot.data.tensor_cache import TensorCache
+from lorapilot.engine.families.base import Conditioning, LoadedModel, ModelFamily
+from lorapilot.engine.lora import InjectedSite, inject
+from lorapilot.engine.prepare import PreparedItem, prepare_latents, prepare_text
+from lorapilot.spec.model import TrainingSpec, TrainSpec
+from lorapilot.workspace import Workspace
+
+log = logging.getLogger("lorapilot.train")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class PreparedRun:
+    model: LoadedModel
+    weight_dtype: torch.dtype
+    plan: DatasetPlan
+    items: list[PreparedItem]
+    sites: list[InjectedSite]
+    text: dict[str, Conditioning]  # per caption; empty when captions are encoded every step
+    text_cached: bool
+    vae_encodes: int
+    text_encodes: int
+
+
+def prepare_run(
+    spec: TrainSpec, workspace: Workspace, family: ModelFamily, device: torch.device, *, show: bool
+) -> PreparedRun:
+    t = spec.training
+    weight_dtype = DTYPES[spec.model.weight_dtype]
+    model = family.load(spec.model, weight_dtype, workspace.cache / "model-configs")
+    plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
+    for line in plan.describe_buckets():
+        log.info(line)
+    log_bucket_assignment(plan)
+    for name in ("vae", *family.text_encoder_names(), family.denoiser_name):
+        model[name].to(device)
+    latent_root = workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
+    items, vae_encodes = prepare_latents(plan.items, family, model, TensorCache(latent_root), show=show)
+    sites = inject(
+        model, family.lora_sites(spec.network.train_text_encoder), spec.network, family.denoiser_name
+    )
+    text_cached = not spec.network.train_text_encoder and all(not p.item.policy.shuffle for p in items)
+    text: dict[str, Conditioning] = {}
+    text_encodes = 0
+    if text_cached:
+        text_root = workspace.text_cache if t.cache_text_encoder_outputs else None
+        text, text_encodes = prepare_text(
+            caption_prompts(items), family, model, TensorCache(text_root), t.clip_skip
+        )
+    configure_training_modules(model, family, sites, t)
+    if t.low_vram and text_cached:
+        offload_encoders(model, family)
+    return PreparedRun(model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes)
+
+
+def log_bucket_assignment(plan: DatasetPlan, limit: int = 12) -> None:
+    """Which images went to which bucket, so a surprising crop can be traced to its cause."""
+    members: dict[str, list[str]] = {}
+    for item in plan.items:
+        names = members.setdefault(f"{item.bucket.width}x{item.bucket.height}", [])
+        if item.image.name not in names:
+            names.append(item.image.name)
+    for bucket, names in sorted(members.items()):
+        more = f" and {len(names) - limit} more" if len(names) > limit else ""
+        log.info("bucket %s holds %s%s", bucket, ", ".join(names[:limit]), more)
+
+
+def caption_prompts(items: list[PreparedItem]) -> set[str]:
+    """Every text a caption can render to when captions are not shuffled: itself, or "" if dropped."""
+    prompts: set[str] = set()
+    rng = random.Random(0)
+    for prepared in items:
+        policy = prepared.item.policy
+        prompts.add(render_caption(prepared.item.caption_raw, replace(policy, dropout=0.0), rng))
+        if policy.dropout:
+            prompts.add("")
+    return prompts
+
+
+def configure_training_modules(
+    model: LoadedModel, family: ModelFamily, sites: list[InjectedSite], training: TrainingSpec
+) -> None:
+    denoiser = model[family.denoiser_name]
+    if training.gradient_checkpointing:
+        denoiser.enable_gradient_checkpointing()
+        for site in sites:
+            if site.site.is_text_encoder:
+                site.module.gradient_checkpointing_enable()
+    if training.attention == "xformers":
+        denoiser.enable_xformers_memory_efficient_attention()
+    if training.compile:
+        # In place: parameter names (and so saved LoRA keys) stay those of the eager module.
+        denoiser.compile(dynamic=False)
+    for site in sites:
+        site.module.train()
+
+
+def offload_encoders(model: LoadedModel, family: ModelFamily) -> None:
+    """low_vram: the VAE and frozen text encoders wait on the CPU until the next sample render."""
+    for name in ("vae", *family.text_encoder_names()):
+        model[name].to("cpu")
