@@ -33,7 +33,7 @@ STOCHASTIC = {
 
 
 class SimulatedCrashError(RuntimeError):
-    pass
+    """Raised from the progress callback: the run dies between two saves."""
 
 
 def crash_at(step: int):
