@@ -200,6 +200,19 @@ def as_resolutions(value: Any) -> list[int]:
     raise ValueError("must be a number of pixels such as 512, or a list such as [512, 768]")
 
 
+def one_of(spellings: Mapping[str, str], accepted: str | None = None) -> Callable[[Any], str]:
+    """A converter from a dialect's spellings (matched case-insensitively) to TrainSpec values."""
+    lowered = {key.lower(): value for key, value in spellings.items()}
+    message = f"must be one of {accepted or ', '.join(spellings)}"
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in lowered:
+            raise ValueError(message)
+        return lowered[value.strip().lower()]
+
+    return convert
+
+
 def as_str_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]

@@ -20,6 +20,7 @@ from lorapilot.spec.draft import (
     as_resolutions,
     as_str_list,
     join,
+    one_of,
     section,
 )
 from lorapilot.spec.family_probe import guess_from_name
@@ -66,16 +67,8 @@ _TIMESTEPS = {
 }
 
 
-def dtype_name(value: Any) -> str:
-    if not isinstance(value, str) or value.lower() not in _DTYPES:
-        raise ValueError("must be one of float16, bf16, float32")
-    return _DTYPES[value.lower()]
-
-
-def _timestep(value: Any) -> str:
-    if not isinstance(value, str) or value not in _TIMESTEPS:
-        raise ValueError(f"must be one of {', '.join(_TIMESTEPS)}")
-    return _TIMESTEPS[value]
+dtype_name = one_of(_DTYPES, "float16, bf16, float32")
+_timestep = one_of(_TIMESTEPS)
 
 
 def _when_true(reason: str):

@@ -17,6 +17,7 @@ from lorapilot.spec.draft import (
     apply_table,
     as_resolutions,
     join,
+    one_of,
     section,
 )
 from lorapilot.spec.issues import SpecError
@@ -36,10 +37,7 @@ _OPTIMIZERS = {
 }
 
 
-def _optimizer_type(value: Any) -> str:
-    if not isinstance(value, str) or value.lower() not in _OPTIMIZERS:
-        raise ValueError(f"must be one of {', '.join(_OPTIMIZERS)}")
-    return _OPTIMIZERS[value.lower()]
+_optimizer_type = one_of(_OPTIMIZERS)
 
 
 def _model_type(draft: Draft, value: Any, source: str) -> None:

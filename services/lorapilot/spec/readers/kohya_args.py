@@ -17,6 +17,7 @@ from lorapilot.spec.draft import (
     Unsupported,
     as_kwargs,
     as_resolutions,
+    one_of,
 )
 from lorapilot.spec.issues import SpecError
 from lorapilot.spec.readers import kohya_dataset
@@ -47,10 +48,7 @@ def optimizer_name(value: Any) -> str:
     return _OPTIMIZERS.get(value.strip().lower(), value.strip().lower())
 
 
-def precision_name(value: Any) -> str:
-    if not isinstance(value, str) or value.lower() not in _PRECISIONS:
-        raise ValueError("must be one of float, fp16, bf16")
-    return _PRECISIONS[value.lower()]
+precision_name = one_of(_PRECISIONS, "float, fp16, bf16")
 
 
 def _flag(target: tuple, when_true: Any) -> Any:
