@@ -43,7 +43,8 @@ step_log = logging.getLogger("lorapilot.train.steps")  # one line per logged ste
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by an `on_progress` callback to stop cleanly (state and LoRA are saved first)."""
+    """Raised by an `on_progress` callback to stop cleanly: state and a step-numbered LoRA are
+    saved, and a later run of the same spec resumes from there."""
 
 
 @dataclass
@@ -53,6 +54,7 @@ class RunResult:
     final_loss: float | None
     stopped_early: bool
     stats: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False  # stopped on request before the end; `lora` is a step-numbered save
 
 
 def train(
@@ -189,7 +191,11 @@ class Trainer:
             if step % log_every == 0 or step == self.total_steps:
                 last_loss = float(loss_sum) / (window_steps * t.gradient_accumulation_steps)
                 rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
-                self._report(step, last_loss, rate, bar)
+                try:
+                    self._report(step, last_loss, rate, bar)
+                except StopTraining as request:
+                    bar.close()
+                    return self._interrupt(step, last_loss, str(request))
                 loss_sum.zero_()
                 window_start, window_steps = time.perf_counter(), 0
                 if self.stopper is not None and self.stopper.update(step, last_loss):
@@ -349,6 +355,18 @@ class Trainer:
         self.facts.step = step
         self.facts.epoch = self.sampler.epoch + 1
         return kohya_metadata(self.spec, self.facts)
+
+    def _interrupt(self, step: int, loss: float | None, reason: str) -> RunResult:
+        log.info(
+            "stopping at step %d on request%s; the run resumes from here",
+            step,
+            f": {reason}" if reason else "",
+        )
+        self._save_checkpoint(step)
+        lora = save_periodic(self.folder, step, self._components(), self._metadata(step), self.spec.save)
+        self.run_log.flush()
+        stats = {"vae_encodes": self.vae_encodes, "text_encodes": self.text_encodes, "steps": step}
+        return RunResult(lora, step, loss, stopped_early=False, stats=stats, interrupted=True)
 
     def _finish(self, step: int, loss: float | None, stopped_early: bool) -> RunResult:
         s = self.spec

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from lorapilot.engine import train
+from lorapilot.engine import StopTraining, train
 from lorapilot.testing.datasets import write_demo_images
 
 # Options that consume every random stream: LoRA dropout (torch), caption shuffle/dropout and flips
@@ -62,6 +62,21 @@ def test_a_run_killed_after_a_save_resumes_to_the_same_lora(optimizer, args, mak
         torch.testing.assert_close(a[key].float(), b[key].float(), atol=1e-6, rtol=1e-5, msg=key)
     steps = [json.loads(line)["step"] for line in (resumed.lora.parent / "_logs" / "metrics.jsonl").open()]
     assert steps == list(range(1, 17)), "the resumed run's metrics must continue, not repeat"
+
+
+def test_a_stop_request_saves_and_the_next_run_finishes_the_job(make_spec, workspace):
+    spec = make_spec(name="stopped", training={"max_steps": 6})
+
+    def stop_at_4(progress):
+        if progress.step == 4:
+            raise StopTraining("cancelled by the user")
+
+    stopped = train(spec, workspace, stop_at_4, show_progress=False)
+    assert stopped.interrupted and stopped.steps == 4
+    assert stopped.lora.name == "stopped-step00000004.safetensors" and stopped.lora.is_file()
+    assert not (stopped.lora.parent / "stopped.safetensors").exists()  # not mistaken for a finished run
+    finished = train(spec, workspace, show_progress=False)
+    assert not finished.interrupted and finished.steps == 6 and finished.lora.name == "stopped.safetensors"
 
 
 def test_restart_ignores_saved_state(make_spec, workspace):
