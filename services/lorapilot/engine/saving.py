@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from lorapilot.engine.lora_export import LoraComponent, save_diffusers_lora, save_kohya_lora
 from lorapilot.engine.run_folder import RunFolder
+from lorapilot.engine.run_setup import DTYPES
 from lorapilot.spec.model import SaveSpec
 
 log = logging.getLogger(__name__)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def save_lora(path: Path, components: list[LoraComponent], metadata: dict[str, str], save: SaveSpec) -> None:

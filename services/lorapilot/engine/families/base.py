@@ -56,11 +56,8 @@ class ModelFamily(ABC):
     """One model family. Subclasses set the class attributes and implement the hooks."""
 
     name: ClassVar[str]
-    base_model_version: ClassVar[str]  # kohya's ss_base_model_version
     pipeline_class: ClassVar[type[DiffusionPipeline]]
     denoiser_name: ClassVar[str]  # "unet" or "transformer"
-    latent_channels: ClassVar[int] = 4
-    default_resolution: ClassVar[int] = 512
 
     @abstractmethod
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
@@ -69,6 +66,8 @@ class ModelFamily(ABC):
         `config_cache` is a workspace folder for configs the family writes (single-file loading).
         """
 
+    # load() puts "prediction_type" and "base_model_version" (kohya's ss_ value) into extras: both can
+    # depend on the checkpoint (SD2 base vs 768-v), not only on the family.
     def prediction_type(self, model: LoadedModel) -> str:
         """What the denoiser predicts: "epsilon", "v_prediction" or "flow"."""
         return model.extras["prediction_type"]

@@ -49,10 +49,8 @@ def tokenize(tokenizer, prompts: Sequence[str]) -> torch.Tensor:
 @register_family("sd15", "sd2")
 class StableDiffusion(ModelFamily):
     name: ClassVar[str] = "sd"
-    base_model_version: ClassVar[str] = "sd_v1"
     pipeline_class = StableDiffusionPipeline
     denoiser_name: ClassVar[str] = "unet"
-    default_resolution: ClassVar[int] = 512
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         pipe = load_pipeline(

@@ -28,10 +28,8 @@ log = logging.getLogger(__name__)
 @register_family("sdxl")
 class StableDiffusionXL(ModelFamily):
     name: ClassVar[str] = "sdxl"
-    base_model_version: ClassVar[str] = "sdxl_base_v1-0"
     pipeline_class = StableDiffusionXLPipeline
     denoiser_name: ClassVar[str] = "unet"
-    default_resolution: ClassVar[int] = 1024
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache)
@@ -40,7 +38,7 @@ class StableDiffusionXL(ModelFamily):
         components |= {"image_encoder": None, "feature_extractor": None}
         extras = {
             "prediction_type": prediction_type(pipe, spec.v_parameterization),
-            "base_model_version": self.base_model_version,
+            "base_model_version": "sdxl_base_v1-0",
         }
         return LoadedModel(components, self.pipeline_class, extras)
 
