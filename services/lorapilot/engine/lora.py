@@ -49,6 +49,7 @@ def lora_config(site: LoraSite, network: NetworkSpec, *, is_denoiser: bool) -> L
         rank_pattern=patterns,
         alpha_pattern=alphas,
         init_lora_weights=True,
+        exclude_modules=site.exclude if not network.target_modules else None,
     )
 
 

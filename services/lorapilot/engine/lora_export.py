@@ -8,6 +8,10 @@ kohya format (FORMATS.md §1): `<prefix>_<path with . → _>.lora_down.weight` (
 `.lora_up.weight` (lora_B), `.alpha` (0-dim; the delta is up @ down × alpha / rank). Conv layers keep
 their conv shapes: down is the k×k conv, up the 1×1 conv. DoRA adds `.dora_scale`, see `_dora_scale`.
 
+peft-folded format (FLUX, SD3): peft names with each layer's scale alpha / rank multiplied into
+`lora_B`, so a loader that assumes alpha = rank (ComfyUI and diffusers both do for these keys)
+applies the trained strength; the adapter metadata says alpha = rank accordingly.
+
 diffusers format: peft names (`<component>.<path>.lora_A.weight`, `.lora_B.weight`,
 `.lora_magnitude_vector`) plus the `lora_adapter_metadata` JSON header entry diffusers turns into each
 component's `LoraConfig`; without it diffusers assumes alpha = rank and loads the LoRA at the wrong
@@ -166,24 +170,49 @@ def kohya_state_dict(components: Sequence[LoraComponent], dtype: torch.dtype) ->
     return tensors
 
 
+def _peft_layers(components: Sequence[LoraComponent]) -> Iterator[tuple[str, LoraLayer, str]]:
+    """(key stem `<component>.<module path>`, peft layer, adapter) for every LoRA layer."""
+    for component in components:
+        prefix = _canonical_prefix(component)
+        for path, layer in _lora_layers(component):
+            yield f"{component.name}.{prefix}{path}", layer, component.adapter_name
+
+
+def peft_key_stems(components: Sequence[LoraComponent]) -> list[str]:
+    """The module names a peft-style file has keys for (works on meta-device models: no tensors read)."""
+    return [key for key, _, _ in _peft_layers(components)]
+
+
 def peft_state_dict(components: Sequence[LoraComponent], dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Every LoRA layer under diffusers/peft names: `<component>.<module path>.lora_A.weight`, …"""
     tensors: dict[str, torch.Tensor] = {}
-    for component in components:
-        adapter, prefix = component.adapter_name, _canonical_prefix(component)
-        for path, layer in _lora_layers(component):
-            key = f"{component.name}.{prefix}{path}"
-            tensors[f"{key}.lora_A.weight"] = _export(layer.lora_A[adapter].weight, dtype)
-            tensors[f"{key}.lora_B.weight"] = _export(layer.lora_B[adapter].weight, dtype)
-            if _has_lora_bias(layer, adapter):
-                tensors[f"{key}.lora_B.bias"] = _export(layer.lora_B[adapter].bias, dtype)
-            if _uses_dora(layer, adapter):
-                magnitude = layer.lora_magnitude_vector[adapter].weight
-                tensors[f"{key}.lora_magnitude_vector"] = _export(magnitude, dtype)
+    for key, layer, adapter in _peft_layers(components):
+        tensors[f"{key}.lora_A.weight"] = _export(layer.lora_A[adapter].weight, dtype)
+        tensors[f"{key}.lora_B.weight"] = _export(layer.lora_B[adapter].weight, dtype)
+        if _has_lora_bias(layer, adapter):
+            tensors[f"{key}.lora_B.bias"] = _export(layer.lora_B[adapter].bias, dtype)
+        if _uses_dora(layer, adapter):
+            magnitude = layer.lora_magnitude_vector[adapter].weight
+            tensors[f"{key}.lora_magnitude_vector"] = _export(magnitude, dtype)
     return tensors
 
 
-def diffusers_adapter_metadata(components: Sequence[LoraComponent]) -> dict[str, object]:
+def folded_state_dict(components: Sequence[LoraComponent], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """peft names with each layer's alpha / rank folded into lora_B (computed in fp32, then cast)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for key, layer, adapter in _peft_layers(components):
+        if _uses_dora(layer, adapter) or _has_lora_bias(layer, adapter):
+            raise LoraExportError(f"{key}: DoRA and LoRA biases cannot be folded; train plain LoRA")
+        scale = _kohya_alpha(layer, adapter) / layer.r[adapter]
+        tensors[f"{key}.lora_A.weight"] = _export(layer.lora_A[adapter].weight, dtype)
+        up = layer.lora_B[adapter].weight.detach().float() * scale
+        tensors[f"{key}.lora_B.weight"] = _export(up, dtype)
+    return tensors
+
+
+def diffusers_adapter_metadata(
+    components: Sequence[LoraComponent], *, folded: bool = False
+) -> dict[str, object]:
     """diffusers' `lora_adapter_metadata`: each component's `LoraConfig` fields as `<name>.<field>`.
 
     diffusers passes these straight to `LoraConfig(**fields)`. They are rebuilt from the layers: the
@@ -197,7 +226,9 @@ def diffusers_adapter_metadata(components: Sequence[LoraComponent]) -> dict[str,
         adapter = component.adapter_name
         layers = list(_lora_layers(component))
         ranks = {path: layer.r[adapter] for path, layer in layers}
-        alphas = {path: float(layer.lora_alpha[adapter]) for path, layer in layers}
+        alphas = {
+            path: float(layer.r[adapter] if folded else layer.lora_alpha[adapter]) for path, layer in layers
+        }
         rank = Counter(ranks.values()).most_common(1)[0][0]
         alpha = Counter(alphas.values()).most_common(1)[0][0]
         config = {
@@ -207,7 +238,7 @@ def diffusers_adapter_metadata(components: Sequence[LoraComponent]) -> dict[str,
             "rank_pattern": {path: value for path, value in ranks.items() if value != rank},
             "alpha_pattern": {path: value for path, value in alphas.items() if value != alpha},
             "use_dora": any(_uses_dora(layer, adapter) for _, layer in layers),
-            "use_rslora": any(layer.use_rslora.get(adapter, False) for _, layer in layers),
+            "use_rslora": not folded and any(layer.use_rslora.get(adapter, False) for _, layer in layers),
             "lora_bias": any(_has_lora_bias(layer, adapter) for _, layer in layers),
         }
         metadata.update({f"{component.name}.{field}": value for field, value in config.items()})
@@ -284,3 +315,22 @@ def save_diffusers_lora(
     adapter_metadata = json.dumps(diffusers_adapter_metadata(components), indent=2, sort_keys=True)
     header = {**metadata, "format": "pt", DIFFUSERS_METADATA_KEY: adapter_metadata}
     save_lora_file(path, peft_state_dict(components, dtype), header)
+
+
+def save_peft_folded_lora(
+    path: Path, components: Sequence[LoraComponent], metadata: Mapping[str, str], dtype: torch.dtype
+) -> None:
+    """The FLUX/SD3 file ComfyUI and diffusers both load at the trained strength, without conversion."""
+    _check_metadata(metadata)
+    tensors = folded_state_dict(components, dtype)
+    adapter_metadata = diffusers_adapter_metadata(components, folded=True)
+    model_hash, legacy_hash = safetensors_hashes(tensors, metadata)
+    header = {
+        **metadata,
+        "format": "pt",
+        DIFFUSERS_METADATA_KEY: json.dumps(adapter_metadata, indent=2, sort_keys=True),
+        "sshs_model_hash": model_hash,
+        "sshs_legacy_hash": legacy_hash,
+        "lorapilot_alpha_folded": "true",
+    }
+    save_lora_file(path, tensors, header)

@@ -32,6 +32,7 @@ class RunFacts:
     tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
     bucket_info: dict[str, Any] = field(default_factory=dict)
     finished_at: float | None = None
+    architecture: str | None = None  # modelspec's name when it differs from base_model_version
 
 
 def bucket_info(counts: dict[Any, int]) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         "ss_datasets": json.dumps([_dataset_entry(d) for d in spec.datasets]),
         "ss_dataset_dirs": json.dumps(facts.dataset_dirs),
         "ss_tag_frequency": json.dumps(facts.tag_frequency),
-        "modelspec.architecture": f"{facts.base_model_version}/lora",
+        "modelspec.architecture": f"{facts.architecture or facts.base_model_version}/lora",
         "modelspec.title": spec.output.name,
         "modelspec.resolution": f"{max(d0.resolutions)}x{max(d0.resolutions)}",
     }

@@ -6,6 +6,7 @@ tensors, LoRA parameters and a family adapter only.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 from dataclasses import dataclass, replace
@@ -15,9 +16,11 @@ import torch
 from lorapilot.data.captions import render_caption
 from lorapilot.data.dataset import DatasetPlan, scan_datasets
 from lorapilot.data.tensor_cache import TensorCache
+from lorapilot.engine.block_swap import BlockSwapper
 from lorapilot.engine.families.base import Conditioning, LoadedModel, ModelFamily
 from lorapilot.engine.lora import InjectedSite, inject
 from lorapilot.engine.prepare import PreparedItem, prepare_latents, prepare_text
+from lorapilot.engine.sampling import sample_prompts
 from lorapilot.spec.model import TrainingSpec, TrainSpec
 from lorapilot.workspace import Workspace
 
@@ -43,13 +46,14 @@ def prepare_run(
 ) -> PreparedRun:
     t = spec.training
     weight_dtype = DTYPES[spec.model.weight_dtype]
+    family.prepare_device(device)
     model = family.load(spec.model, weight_dtype, workspace.cache / "model-configs")
     plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
     for line in plan.describe_buckets():
         log.info(line)
     log_bucket_assignment(plan)
-    for name in ("vae", *family.text_encoder_names(), family.denoiser_name):
-        model[name].to(device)
+    for name in ("vae", *family.text_encoder_names()):
+        move(model[name], device)
     latent_root = workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
     items, vae_encodes = prepare_latents(plan.items, family, model, TensorCache(latent_root), show=show)
     sites = inject(
@@ -60,13 +64,46 @@ def prepare_run(
     text_encodes = 0
     if text_cached:
         text_root = workspace.text_cache if t.cache_text_encoder_outputs else None
-        text, text_encodes = prepare_text(
-            caption_prompts(items), family, model, TensorCache(text_root), t.clip_skip
-        )
+        prompts = caption_prompts(items) | set(sample_prompts(spec))
+        text, text_encodes = prepare_text(prompts, family, model, TensorCache(text_root), t.clip_skip)
+        release_text_encoders(model, family)
+    if t.low_vram:
+        move(model["vae"], torch.device("cpu"))
     configure_training_modules(model, family, sites, t)
-    if t.low_vram and text_cached:
-        offload_encoders(model, family)
+    place_denoiser(model, family, t, device)
     return PreparedRun(model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes)
+
+
+def move(module: torch.nn.Module | None, device: torch.device) -> None:
+    """`module.to(device)`, except for bitsandbytes-quantised models, which live where they were loaded."""
+    if module is not None and getattr(module, "hf_quantizer", None) is None:
+        module.to(device)
+
+
+def release_text_encoders(model: LoadedModel, family: ModelFamily) -> None:
+    """Every caption and sample prompt is encoded: the frozen text encoders (T5 alone is ~9.5 GB) go."""
+    for name in family.text_encoder_names():
+        model.components[name] = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    log.info("text encoders unloaded; captions and sample prompts come from the text cache")
+
+
+def place_denoiser(
+    model: LoadedModel, family: ModelFamily, training: TrainingSpec, device: torch.device
+) -> None:
+    denoiser = model[family.denoiser_name]
+    if not training.blocks_to_swap:
+        move(denoiser, device)
+        return
+    blocks = family.offloadable_blocks(model)
+    if not blocks:
+        log.warning("blocks_to_swap: %s has no swappable blocks; ignoring it", family.name)
+        move(denoiser, device)
+        return
+    count = min(training.blocks_to_swap, len(blocks))
+    BlockSwapper(blocks[-count:], device).place(denoiser)
 
 
 def log_bucket_assignment(plan: DatasetPlan, limit: int = 12) -> None:
@@ -97,7 +134,9 @@ def configure_training_modules(
     model: LoadedModel, family: ModelFamily, sites: list[InjectedSite], training: TrainingSpec
 ) -> None:
     denoiser = model[family.denoiser_name]
-    if training.gradient_checkpointing:
+    if training.blocks_to_swap and not training.gradient_checkpointing:
+        log.info("blocks_to_swap needs gradient checkpointing; turning it on")
+    if training.gradient_checkpointing or training.blocks_to_swap:
         denoiser.enable_gradient_checkpointing()
         for site in sites:
             if site.site.is_text_encoder:
@@ -111,7 +150,6 @@ def configure_training_modules(
         site.module.train()
 
 
-def offload_encoders(model: LoadedModel, family: ModelFamily) -> None:
-    """low_vram: the VAE and frozen text encoders wait on the CPU until the next sample render."""
-    for name in ("vae", *family.text_encoder_names()):
-        model[name].to("cpu")
+def offload_vae(model: LoadedModel) -> None:
+    """low_vram: the VAE waits on the CPU until the next sample render."""
+    move(model["vae"], torch.device("cpu"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from lorapilot.engine.families.base import LoadedModel, ModelFamily
-from lorapilot.spec.model import SampleSpec
+from lorapilot.engine.families.base import Conditioning, LoadedModel, ModelFamily
+from lorapilot.spec.model import SampleSpec, TrainSpec
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,18 @@ def apply_trigger(prompt: str, trigger: str | None) -> str:
     return prompt if trigger in prompt else f"{trigger}, {prompt}"
 
 
+def sample_trigger(spec: TrainSpec) -> str | None:
+    return next((d.trigger_word for d in spec.datasets if d.trigger_word), None)
+
+
+def sample_prompts(spec: TrainSpec) -> list[str]:
+    """The texts sample renders encode: each prompt with the trigger applied, and the negative prompt."""
+    if not spec.sample.prompts:
+        return []
+    trigger = sample_trigger(spec)
+    return [*(apply_trigger(p, trigger) for p in spec.sample.prompts), spec.sample.negative_prompt]
+
+
 @torch.no_grad()
 def render_samples(
     family: ModelFamily,
@@ -30,24 +43,31 @@ def render_samples(
     *,
     size: tuple[int, int],
     trigger: str | None,
-    device: torch.device,
     paths: list[Path],
+    device: torch.device,
+    dtype: torch.dtype,
+    embeddings: Mapping[str, Conditioning] | None = None,
 ) -> list[Path]:
-    """One image per prompt at a fixed seed, written to `paths` (PNG)."""
+    """One image per prompt at a fixed seed, written to `paths` (PNG).
+
+    With `embeddings` (the text cache, when the text encoders are unloaded) prompts are looked up
+    there instead of being encoded.
+    """
     pipe = family.sampling_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
+    arguments = family.sampling_arguments(model, sample)
     written = []
     for index, (prompt, path) in enumerate(zip(sample.prompts, paths, strict=False)):
         generator = torch.Generator(device="cpu").manual_seed(sample.seed + index)
-        image = pipe(
-            prompt=apply_trigger(prompt, trigger),
-            negative_prompt=sample.negative_prompt or None,
-            num_inference_steps=sample.steps,
-            guidance_scale=sample.guidance_scale,
-            width=size[0],
-            height=size[1],
-            generator=generator,
-        ).images[0]
+        text = apply_trigger(prompt, trigger)
+        if embeddings is None:
+            call = {**arguments, "prompt": text}
+        else:
+            call = {k: v for k, v in arguments.items() if k != "negative_prompt"}
+            prompt_embeds = _to(embeddings[text], device, dtype)
+            negative_embeds = _to(embeddings[sample.negative_prompt], device, dtype)
+            call |= family.embedding_arguments(prompt_embeds, negative_embeds)
+        image = pipe(**call, width=size[0], height=size[1], generator=generator).images[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         image.save(tmp, format="PNG")
@@ -55,3 +75,7 @@ def render_samples(
         written.append(path)
     log.info("samples: %s", ", ".join(p.name for p in written))
     return written
+
+
+def _to(conditioning: Conditioning, device: torch.device, dtype: torch.dtype) -> Conditioning:
+    return {name: value.to(device, dtype) for name, value in conditioning.items()}

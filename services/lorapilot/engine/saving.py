@@ -1,34 +1,50 @@
-"""Writing the run's LoRA files in the format the spec asks for, with keep-last retention."""
+"""Writing the run's LoRA files in the layout the family's loaders read, with keep-last retention."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from lorapilot.engine.lora_export import LoraComponent, save_diffusers_lora, save_kohya_lora
+from lorapilot.engine.lora_export import (
+    LoraComponent,
+    save_diffusers_lora,
+    save_kohya_lora,
+    save_peft_folded_lora,
+)
 from lorapilot.engine.run_folder import RunFolder
 from lorapilot.engine.run_setup import DTYPES
-from lorapilot.spec.model import SaveSpec
 
 log = logging.getLogger(__name__)
+SAVERS = {"kohya": save_kohya_lora, "diffusers": save_diffusers_lora, "peft_folded": save_peft_folded_lora}
 
 
-def save_lora(path: Path, components: list[LoraComponent], metadata: dict[str, str], save: SaveSpec) -> None:
-    if save.format == "diffusers":
-        save_diffusers_lora(path, components, metadata, DTYPES[save.dtype])
-    else:
-        save_kohya_lora(path, components, metadata, DTYPES[save.dtype])
+@dataclass(frozen=True)
+class LoraFileSpec:
+    layout: str  # a key of SAVERS
+    dtype: str  # "fp16", "bf16", "fp32"
+    keep_last: int | None = None
+
+
+def save_lora(
+    path: Path, components: list[LoraComponent], metadata: dict[str, str], spec: LoraFileSpec
+) -> None:
+    SAVERS[spec.layout](path, components, metadata, DTYPES[spec.dtype])
 
 
 def save_periodic(
-    folder: RunFolder, step: int, components: list[LoraComponent], metadata: dict[str, str], save: SaveSpec
+    folder: RunFolder,
+    step: int,
+    components: list[LoraComponent],
+    metadata: dict[str, str],
+    spec: LoraFileSpec,
 ) -> Path:
     """`<name>-stepNNNNNNNN.safetensors`, then the oldest periodic saves beyond `keep_last` go."""
     path = folder.periodic_lora(step)
-    save_lora(path, components, metadata, save)
-    if save.keep_last:
+    save_lora(path, components, metadata, spec)
+    if spec.keep_last:
         existing = folder.periodic_loras()
-        for _, old in existing[: max(0, len(existing) - save.keep_last)]:
+        for _, old in existing[: max(0, len(existing) - spec.keep_last)]:
             old.unlink(missing_ok=True)
-            log.info("removed old periodic save %s (keep_last=%d)", old.name, save.keep_last)
+            log.info("removed old periodic save %s (keep_last=%d)", old.name, spec.keep_last)
     return path

@@ -26,14 +26,13 @@ from lorapilot.engine.families import family_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
-from lorapilot.engine.objective import DiffusionObjective
 from lorapilot.engine.optim import build_optimizer
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, write_json_atomic
 from lorapilot.engine.run_log import MetricPoint, RunLog
-from lorapilot.engine.run_setup import DTYPES, offload_encoders, prepare_run
-from lorapilot.engine.sampling import render_samples
-from lorapilot.engine.saving import save_lora, save_periodic
+from lorapilot.engine.run_setup import DTYPES, move, offload_vae, prepare_run
+from lorapilot.engine.sampling import render_samples, sample_trigger
+from lorapilot.engine.saving import LoraFileSpec, save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
 from lorapilot.spec.model import TrainSpec
 from lorapilot.workspace import Workspace
@@ -74,6 +73,8 @@ def train(
 
 
 class Trainer:
+    writes_outputs = True  # False in data-parallel ranks other than 0 (engine.distributed): one writer
+
     def __init__(self, spec, workspace, on_progress, *, show_progress: bool) -> None:
         self.spec: TrainSpec = spec
         self.workspace: Workspace = workspace
@@ -87,8 +88,9 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------------
     def run(self, *, resume: bool) -> RunResult:
         saved = load_state(self.folder.state) if resume else None
-        self.run_log = RunLog(self.folder.logs, resume_step=saved.step if saved else 0)
-        write_json_atomic(self.folder.spec_json, self.spec.model_dump(mode="json"))
+        if self.writes_outputs:
+            self.run_log = RunLog(self.folder.logs, resume_step=saved.step if saved else 0)
+            write_json_atomic(self.folder.spec_json, self.spec.model_dump(mode="json"))
         log.info("run %s: %s on %s", self.spec.output.name, self.spec.model.family, self.device)
         torch.manual_seed(self.spec.training.seed)  # LoRA initialisation is part of the trajectory
         self._load_and_prepare()
@@ -127,9 +129,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
         use_scaler = t.mixed_precision == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
-        self.objective = DiffusionObjective(
-            self.model["scheduler"].config, self.family.prediction_type(self.model), self.device
-        )
+        self.objective = self.family.objective(self.model, t, self.device)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(t.seed)
         self.data_rng = random.Random(t.seed)
         self.ema = LoraEma(self.params, t.ema_decay) if t.ema_decay else None
@@ -138,6 +138,7 @@ class Trainer:
             session_id=uuid.uuid4().hex,
             started_at=time.time(),
             base_model_version=self.model.extras["base_model_version"],
+            architecture=self.model.extras.get("architecture"),
             num_train_images=self.plan.num_train_images,
             num_reg_images=self.plan.num_reg_images,
             batches_per_epoch=self.batches_per_epoch,
@@ -297,7 +298,7 @@ class Trainer:
             self._sample(step)
         if s.save.every_n_steps and step % s.save.every_n_steps == 0 and step != self.total_steps:
             self._save_checkpoint(step)
-            save_periodic(self.folder, step, self._components(), self._metadata(step), s.save)
+            save_periodic(self.folder, step, self._components(), self._metadata(step), self._save_spec())
             self.run_log.flush()
 
     def _save_checkpoint(self, step: int) -> None:
@@ -328,25 +329,37 @@ class Trainer:
         s = self.spec
         size = (s.sample.width or self._sample_side(), s.sample.height or self._sample_side())
         for name in ("vae", *self.family.text_encoder_names()):
-            self.model[name].to(self.device)
+            move(self.model[name], self.device)
         for site in self.sites:
             site.module.eval()
-        trigger = next((d.trigger_word for d in s.datasets if d.trigger_word), None)
         paths = [self.folder.sample(step, k) for k in range(len(s.sample.prompts))]
         with self._ema_weights():
             render_samples(
-                self.family, self.model, s.sample, size=size, trigger=trigger, device=self.device, paths=paths
+                self.family,
+                self.model,
+                s.sample,
+                size=size,
+                trigger=sample_trigger(s),
+                paths=paths,
+                device=self.device,
+                dtype=self.weight_dtype,
+                embeddings=self.text if self.text_cached else None,
             )
         for site in self.sites:
             site.module.train()
-        if s.training.low_vram and self.text_cached:
-            offload_encoders(self.model, self.family)
+        if s.training.low_vram:
+            offload_vae(self.model)
 
     def _sample_side(self) -> int:
         return max(self.spec.datasets[0].resolutions)
 
     def _ema_weights(self):
         return self.ema.swapped_in(self.params) if self.ema is not None else nullcontext()
+
+    def _save_spec(self) -> LoraFileSpec:
+        """The save section with the key layout the family's loaders read."""
+        save = self.spec.save
+        return LoraFileSpec(self.family.lora_file_format(save.format), save.dtype, save.keep_last)
 
     def _components(self) -> list[LoraComponent]:
         return [LoraComponent(s.site.name, s.site.kohya_prefix, s.module) for s in self.sites]
@@ -363,7 +376,7 @@ class Trainer:
             f": {reason}" if reason else "",
         )
         self._save_checkpoint(step)
-        lora = save_periodic(self.folder, step, self._components(), self._metadata(step), self.spec.save)
+        lora = save_periodic(self.folder, step, self._components(), self._metadata(step), self._save_spec())
         self.run_log.flush()
         stats = {"vae_encodes": self.vae_encodes, "text_encodes": self.text_encodes, "steps": step}
         return RunResult(lora, step, loss, stopped_early=False, stats=stats, interrupted=True)
@@ -373,7 +386,7 @@ class Trainer:
         self._save_checkpoint(step)
         self.facts.finished_at = time.time()
         with self._ema_weights():
-            save_lora(self.folder.lora, self._components(), self._metadata(step), s.save)
+            save_lora(self.folder.lora, self._components(), self._metadata(step), self._save_spec())
         if s.sample.every and s.sample.prompts:
             self._sample(step)
         self.run_log.flush()

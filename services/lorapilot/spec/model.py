@@ -16,6 +16,7 @@ SPEC_VERSION = 1
 
 Family = Literal["sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell"]
 FAMILIES: tuple[str, ...] = ("sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell")
+FLOW_FAMILIES: tuple[str, ...] = ("sd3", "flux-dev", "flux-schnell")
 Dtype = Literal["fp32", "fp16", "bf16"]
 MixedPrecision = Literal["no", "fp16", "bf16"]
 Optimizer = Literal["adamw8bit", "adamw", "adafactor", "prodigy", "lion", "lion8bit", "sgd"]
@@ -193,7 +194,12 @@ class TrainingSpec(Section):
     noise_offset: float = Field(0.0, ge=0, le=1)
     min_snr_gamma: float | None = Field(None, gt=0)
     timestep_sampling: TimestepSampling | None = Field(None, description="flow models; default per family")
-    discrete_flow_shift: float = Field(3.0, gt=0)
+    discrete_flow_shift: float = Field(3.0, gt=0, description="σ shift for timestep_sampling 'shift'")
+    logit_mean: float = Field(0.0, ge=-5, le=5, description="mean of the logit-normal/sigmoid σ sampler")
+    logit_std: float = Field(1.0, gt=0, le=5, description="scale of the logit-normal/sigmoid σ sampler")
+    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = Field(
+        "none", description="flow models: per-σ loss weighting (SD3 paper)"
+    )
     guidance_scale: float = Field(1.0, ge=0, description="FLUX-dev guidance embedding while training")
     prior_loss_weight: float = Field(1.0, ge=0, description="loss weight of regularization images")
     clip_skip: int | None = Field(None, ge=1, le=12)
@@ -201,7 +207,12 @@ class TrainingSpec(Section):
     cache_text_encoder_outputs: bool = False
     compile: bool = Field(False, description="torch.compile the denoiser")
     seed: int = Field(42, ge=0, lt=2**32)
-    low_vram: bool = Field(False, description="move encoders/VAE off the GPU and offload blocks")
+    low_vram: bool = Field(
+        False, description="encoders and VAE leave the GPU once captions/latents are cached"
+    )
+    blocks_to_swap: int = Field(
+        0, ge=0, le=100, description="transformer blocks kept on the host and streamed in (flow models)"
+    )
     skip_bad_images: bool = Field(
         False, description="skip unreadable images with a warning instead of failing"
     )
@@ -279,6 +290,31 @@ class TrainSpec(Section):
     def _cross(self) -> TrainSpec:
         if all(d.is_reg for d in self.datasets):
             raise ValueError("every dataset is a regularization set; add at least one training dataset")
+        flow = self.model.family in FLOW_FAMILIES
+        t = self.training
+        if not flow:
+            for name in ("timestep_sampling", "loss_weighting", "blocks_to_swap"):
+                if name in t.model_fields_set and getattr(t, name) not in (None, "none", 0):
+                    raise ValueError(
+                        f"training.{name} applies to flow-matching models (sd3, flux); "
+                        f"{self.model.family} trains with DDPM noise"
+                    )
+        if flow and self.network.dora:
+            raise ValueError(
+                "network.type dora: ComfyUI does not load DoRA magnitudes in FLUX/SD3 LoRA files; use lora"
+            )
+        if flow and self.network.train_text_encoder:
+            raise ValueError(
+                f"network.train_text_encoder: {self.model.family} LoRAs train the transformer only; the "
+                "text encoders stay frozen and their outputs are cached"
+            )
+        if t.blocks_to_swap and self.model.quantize != "none":
+            raise ValueError(
+                "training.blocks_to_swap cannot stream quantised weights; use either blocks_to_swap or "
+                "model.quantize"
+            )
+        if flow and self.network.conv_dim:
+            raise ValueError(f"network.conv_dim: {self.model.family} has no conv layers to train (use lora)")
         if self.training.cache_text_encoder_outputs and self.network.train_text_encoder:
             raise ValueError(
                 "cache_text_encoder_outputs needs frozen text encoders (train_text_encoder false)"

@@ -14,7 +14,7 @@ from lorapilot.testing.datasets import write_demo_images
 from lorapilot.testing.tiny_models import single_file_path
 from lorapilot.workspace import Workspace
 
-TRAINED_FAMILIES = ("sd15", "sd2", "sdxl")
+TRAINED_FAMILIES = ("sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def workspace(tmp_path: Path, tiny_models: dict[str, Path]) -> Workspace:
-    """A fresh workspace with the tiny SD-family models (and SD1.5's single file) in models/."""
+    """A fresh workspace with every tiny model (and SD1.5's single file) in models/."""
     ws = Workspace.from_env(tmp_path / "ws").ensure()
     for family in TRAINED_FAMILIES:
         shutil.copytree(tiny_models[family], ws.model_dir("diffusers") / f"tiny-{family}")

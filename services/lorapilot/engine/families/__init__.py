@@ -1,6 +1,6 @@
 """Model families: one adapter per family, registered by name (see `base.family_for`)."""
 
-from lorapilot.engine.families import sd, sdxl  # noqa: F401  (registers the families)
+from lorapilot.engine.families import flux, sd, sd3, sdxl  # noqa: F401  (registers the families)
 from lorapilot.engine.families.base import (
     Conditioning,
     ImageGeometry,

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import torch
 from diffusers import DiffusionPipeline
 
-from lorapilot.spec.model import ModelSpec
+from lorapilot.engine.objective import DiffusionObjective, Objective
+from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
 
 Conditioning = dict[str, torch.Tensor]  # one prompt's encoder outputs, each without a batch dim
 
@@ -38,6 +39,7 @@ class LoraSite:
     is_text_encoder: bool
     targets: tuple[str, ...]  # peft target module names (suffix match)
     conv_targets: tuple[str, ...] = ()  # extra conv module names trained by LoCon
+    exclude: str | None = None  # regex (full match) of module paths the targets must not catch
 
 
 @dataclass
@@ -112,6 +114,37 @@ class ModelFamily(ABC):
     def sampling_pipeline(self, model: LoadedModel) -> DiffusionPipeline:
         """A pipeline over the live (LoRA-injected) components, for sample renders."""
         return self.pipeline_class(**model.components)
+
+    def objective(self, model: LoadedModel, training: TrainingSpec, device: torch.device) -> Objective:
+        """Noise, targets and loss weights; DDPM ε/v by default."""
+        return DiffusionObjective(model["scheduler"].config, self.prediction_type(model), device)
+
+    def prepare_device(self, device: torch.device) -> None:
+        """Backend switches a family needs on the training device (known kernel failures)."""
+        return
+
+    def lora_file_format(self, requested: str) -> str:
+        """Key layout of the saved LoRA: "kohya", "diffusers", or "peft_folded" (alpha in the weights)."""
+        return requested
+
+    def offloadable_blocks(self, model: LoadedModel) -> list[torch.nn.Module]:
+        """The denoiser's repeated blocks, in execution order, that block swapping may stream in."""
+        return []
+
+    def sampling_arguments(self, model: LoadedModel, sample: SampleSpec) -> dict[str, Any]:
+        """Pipeline-call arguments for a sample render besides prompt, size and generator."""
+        return {
+            "negative_prompt": sample.negative_prompt or None,
+            "num_inference_steps": sample.steps,
+            "guidance_scale": sample.guidance_scale,
+        }
+
+    def embedding_arguments(self, prompt: Conditioning, negative: Conditioning | None) -> dict[str, Any]:
+        """Pipeline-call arguments that stand in for prompts when the text encoders are unloaded."""
+        args = {name: value.unsqueeze(0) for name, value in prompt.items()}
+        if negative is not None:
+            args |= {f"negative_{name}": value.unsqueeze(0) for name, value in negative.items()}
+        return args
 
 
 FAMILIES: dict[str, Callable[[], ModelFamily]] = {}

@@ -178,7 +178,7 @@ TOP: dict[str, Rule] = {
     "activation_checkpointing": _checkpointing,
     "save_dtype": To(("save", "dtype"), dtype_name),
     "compile": To(("training", "compile")),
-    "blocks_to_swap": lambda d, v, s: d.put(("training", "low_vram"), bool(v), s),
+    "blocks_to_swap": To(("training", "blocks_to_swap")),
     "eval_datasets": Unsupported("evaluation datasets"),
     "force_constant_lr": Unsupported("a forced constant LR; set lr_scheduler = 'constant'"),
     "pseudo_huber_c": Unsupported("the pseudo-Huber loss"),

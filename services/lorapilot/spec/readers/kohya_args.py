@@ -217,10 +217,19 @@ def _fp8_base(draft: Draft, value: Any, source: str) -> None:
         )
 
 
-def _blocks_to_swap(draft: Draft, value: Any, source: str) -> None:
-    if isinstance(value, int) and value > 0:
-        draft.put(("training", "low_vram"), True, source)
-        draft.notice(source, "block swapping is done by low_vram mode, which is now on")
+def _weighting_scheme(draft: Draft, value: Any, source: str) -> None:
+    """kohya's SD3 `weighting_scheme` mixes σ densities (logit_normal, mode) and loss weights."""
+    if value in ("sigma_sqrt", "cosmap", "none"):
+        draft.put(("training", "loss_weighting"), value, source)
+    elif value in ("logit_normal", "uniform"):
+        draft.put(("training", "timestep_sampling"), value, source)
+    else:
+        draft.issue(
+            source,
+            "not supported by LoRA Pilot",
+            value,
+            accepted="none, sigma_sqrt, cosmap, logit_normal, uniform",
+        )
 
 
 _UNSUPPORTED = [
@@ -290,7 +299,7 @@ TABLE: dict[str, Rule] = {
     "t5xxl": _flux_component,
     "ae": _flux_component,
     "fp8_base": _fp8_base,
-    "blocks_to_swap": _blocks_to_swap,
+    "blocks_to_swap": To(("training", "blocks_to_swap")),
     "lowram": To(("training", "low_vram")),
     "lowvram": To(("training", "low_vram")),
     "low_vram": To(("training", "low_vram")),
@@ -336,6 +345,10 @@ TABLE: dict[str, Rule] = {
     "guidance_scale": To(("training", "guidance_scale")),
     "timestep_sampling": To(("training", "timestep_sampling")),
     "discrete_flow_shift": To(("training", "discrete_flow_shift")),
+    "weighting_scheme": _weighting_scheme,
+    "logit_mean": To(("training", "logit_mean")),
+    "logit_std": To(("training", "logit_std")),
+    "sigmoid_scale": To(("training", "logit_std")),
     "model_prediction_type": _model_prediction_type,
     # data
     "train_data_dir": _train_data_dir,

@@ -1,0 +1,142 @@
+"""FLUX.1 dev and schnell: an MMDiT over packed 2×2 latent patches, CLIP-L (pooled) + T5 text, flow matching.
+
+dev is guidance-distilled: its transformer embeds a guidance scale, trained at `training.guidance_scale`
+(1.0, as ai-toolkit does) and sampled at 3.5 unless the sample section says otherwise. schnell is
+timestep-distilled: no guidance embedding, no resolution shift, four sampling steps, T5 at 256 tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from diffusers import FluxPipeline, FluxTransformer2DModel
+
+from lorapilot.engine.families.base import Conditioning, ImageGeometry, LoadedModel, LoraSite, register_family
+from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
+from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
+
+# The diffusers FLUX LoRA script's attention and feed-forward layers, plus the single blocks' MLP and
+# output projections that ai-toolkit trains too. Modulation (norm*.linear) layers stay frozen, as in
+# kohya's default; the final `proj_out` is not a block layer.
+FLUX_TARGETS = (
+    "attn.to_q",
+    "attn.to_k",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_q_proj",
+    "attn.add_k_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+    "proj_mlp",
+    "proj_out",
+)
+FLUX_EXCLUDE = r"proj_out"  # full-match: the top-level output layer only
+
+
+@register_family("flux-dev", "flux-schnell")
+class Flux(FlowTransformerFamily):
+    name: ClassVar[str] = "flux"
+    pipeline_class = FluxPipeline
+    transformer_class = FluxTransformer2DModel
+    default_sampling: ClassVar[str] = "flux_shift"
+
+    def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
+        names = (
+            "vae",
+            "text_encoder",
+            "text_encoder_2",
+            "tokenizer",
+            "tokenizer_2",
+            "transformer",
+            "scheduler",
+        )
+        components = self.load_components(spec, dtype, config_cache, names)
+        components |= {"image_encoder": None, "feature_extractor": None}
+        distilled_steps = not components["transformer"].config.guidance_embeds
+        extras = {
+            "prediction_type": "flow",
+            "base_model_version": "flux1",
+            "architecture": "flux-1-schnell" if distilled_steps else "flux-1-dev",
+            "timestep_distilled": distilled_steps,
+            "max_sequence_length": 256 if distilled_steps else 512,
+        }
+        return LoadedModel(components, self.pipeline_class, extras)
+
+    def objective(self, model: LoadedModel, training: TrainingSpec, device: torch.device):
+        model.extras["train_guidance"] = training.guidance_scale
+        if training.timestep_sampling is None and model.extras["timestep_distilled"]:
+            training = training.model_copy(update={"timestep_sampling": "sigmoid"})  # schnell: no shift
+        return super().objective(model, training, device)
+
+    def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
+        return [LoraSite("transformer", "lora_transformer", False, FLUX_TARGETS, exclude=FLUX_EXCLUDE)]
+
+    def text_encoder_names(self) -> tuple[str, ...]:
+        return ("text_encoder", "text_encoder_2")
+
+    def encode_prompts(
+        self, model: LoadedModel, prompts: Sequence[str], clip_skip: int | None
+    ) -> list[Conditioning]:
+        pipe = self.pipeline_class(**model.components)
+        embeds, pooled, _ = pipe.encode_prompt(
+            list(prompts),
+            device=model["text_encoder_2"].device,
+            max_sequence_length=model.extras["max_sequence_length"],
+        )
+        return [{"prompt_embeds": e, "pooled_prompt_embeds": p} for e, p in zip(embeds, pooled, strict=True)]
+
+    def predict(
+        self,
+        model: LoadedModel,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        conditioning: Conditioning,
+        geometry: Sequence[ImageGeometry],
+    ) -> torch.Tensor:
+        transformer = model["transformer"]
+        b, c, h, w = noisy_latents.shape
+        device, dtype = noisy_latents.device, noisy_latents.dtype
+        packed = self.pipeline_class._pack_latents(noisy_latents, b, c, h, w)
+        image_ids = self.pipeline_class._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype)
+        text = conditioning["prompt_embeds"]
+        text_ids = torch.zeros(text.shape[1], 3, device=device, dtype=dtype)
+        guidance = None
+        if transformer.config.guidance_embeds:
+            guidance = torch.full((b,), model.extras.get("train_guidance", 1.0), device=device)
+        out = transformer(
+            hidden_states=packed,
+            timestep=timesteps / 1000.0,
+            guidance=guidance,
+            pooled_projections=conditioning["pooled_prompt_embeds"],
+            encoder_hidden_states=text,
+            txt_ids=text_ids,
+            img_ids=image_ids,
+            return_dict=False,
+        )[0]
+        # unpack: (b, h/2·w/2, c·4) patches back to (b, c, h, w)
+        return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+    def sampling_arguments(self, model: LoadedModel, sample: SampleSpec) -> dict[str, Any]:
+        chosen = sample.model_fields_set
+        if model.extras["timestep_distilled"]:
+            steps = sample.steps if "steps" in chosen else 4
+            guidance = 0.0  # schnell ignores guidance; there is no embedding for it
+        else:
+            steps = sample.steps
+            guidance = sample.guidance_scale if "guidance_scale" in chosen else 3.5
+        return {
+            "num_inference_steps": steps,
+            "guidance_scale": guidance,
+            "max_sequence_length": model.extras["max_sequence_length"],
+        }
+
+    def embedding_arguments(self, prompt: Conditioning, negative: Conditioning | None) -> dict[str, Any]:
+        # FLUX samples without a negative prompt (its guidance is embedded, not classifier-free).
+        return super().embedding_arguments(prompt, None)
