@@ -2,10 +2,12 @@
 streamed onto the training device just before they run, then dropped again.
 
 Correct only with gradient checkpointing (non-reentrant, as diffusers uses it): a checkpointed block
-saves nothing in its forward pass, and its recomputation during backward keeps its own (detached)
-references to the weights, so dropping the device copy after every forward never pulls weights out
-from under autograd. LoRA parameters are trainable and stay on the device. The host copies are
-pinned so the copies can run asynchronously with the host.
+saves nothing in its forward pass, so its weights can go as soon as it returns. In backward the block
+is recomputed, and torch stops that recomputation as soon as it has the tensors it needs (checkpoint
+"early stop"), so the block's forward hook may never fire there: a block brought in for recomputation
+stays until the next block's recomputation starts. Autograd runs a later block's backward entirely
+before an earlier block's, so by then nothing needs it. LoRA parameters are trainable and stay on the
+device. The host copies are pinned so the copies can run asynchronously with the host.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 class BlockSwapper:
     def __init__(self, blocks: Sequence[torch.nn.Module], device: torch.device) -> None:
         self.device = device
+        self.resident: set[torch.nn.Module] = set()  # blocks brought in by backward recomputation
         self.host: dict[torch.nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         pin = device.type == "cuda"
         for block in blocks:
@@ -40,12 +43,25 @@ class BlockSwapper:
         log.info("block swapping: %d blocks (%.2f GiB) stream from host memory", len(blocks), moved / 2**30)
 
     def _onload(self, block: torch.nn.Module, args) -> None:
+        # Blocks left on the device by a backward pass (recomputed there) go before another comes in.
+        for other in [b for b in self.resident if b is not block]:
+            self._release(other)
+        if _in_backward():
+            self.resident.add(block)
         for tensor, host in self.host[block]:
-            tensor.data = host.to(self.device, non_blocking=True)
+            tensor.data = self.to_device(host)
+
+    def to_device(self, host: torch.Tensor) -> torch.Tensor:
+        return host.to(self.device, non_blocking=True)
 
     def _offload(self, block: torch.nn.Module, args, output) -> None:
+        if not _in_backward():  # during recomputation a pending backward may still read the weights
+            self._release(block)
+
+    def _release(self, block: torch.nn.Module) -> None:
         for tensor, host in self.host[block]:
             tensor.data = host
+        self.resident.discard(block)
 
     def place(self, model: torch.nn.Module) -> None:
         """Move everything but the swapped blocks' frozen weights to the device."""
@@ -53,3 +69,8 @@ class BlockSwapper:
         for tensor in [*model.parameters(), *model.buffers()]:
             if id(tensor) not in swapped:
                 tensor.data = tensor.data.to(self.device)
+
+
+def _in_backward() -> bool:
+    """True while autograd runs a backward pass on this thread (checkpoint recomputation)."""
+    return torch._C._current_graph_task_id() != -1
