@@ -21,7 +21,8 @@ def test_kohya_flow_keys_map_to_the_spec(validate, guide_workspace, tmp_path):
         FLUX
         + DATA
         + "timestep_sampling: shift\ndiscrete_flow_shift: 3.1582\nweighting_scheme: sigma_sqrt\n"
-        + "sigmoid_scale: 1.5\nblocks_to_swap: 18\nguidance_scale: 1.0\n",
+        + "sigmoid_scale: 1.5\nblocks_to_swap: 18\nguidance_scale: 1.0\n"
+        + "network_module: networks.lora_flux\nmodel_prediction_type: raw\n",
     )
     training = validate(config, workspace=guide_workspace).spec["training"]
     assert training["timestep_sampling"] == "shift" and training["discrete_flow_shift"] == 3.1582

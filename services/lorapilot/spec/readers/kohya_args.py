@@ -117,9 +117,15 @@ def _dataset_config(draft: Draft, value: Any, source: str) -> None:
 
 
 def _network_module(draft: Draft, value: Any, source: str) -> None:
-    known = {"networks.lora": "lora", "lycoris.kohya": None}
+    # sd-scripts' FLUX and SD3 branches name their LoRA modules per family; the network is the same.
+    known = {
+        "networks.lora": "lora",
+        "networks.lora_flux": "lora",
+        "networks.lora_sd3": "lora",
+        "lycoris.kohya": None,
+    }
     if value not in known:
-        draft.issue(source, "not supported by LoRA Pilot", value, accepted="networks.lora, lycoris.kohya")
+        draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(known))
     elif known[value]:
         draft.put(("network", "type"), known[value], source)
 
