@@ -1,0 +1,57 @@
+# LoRA Pilot appliance: the trainer daemon and web services under supervisord, /workspace as the volume.
+#   docker build -t lorapilot .
+#   docker run --gpus all -p 7861:7861 -p 7878:7878 -v lorapilot:/workspace lorapilot
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+ARG TORCH_VERSION=2.11.0
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    LORAPILOT_WORKSPACE=/workspace \
+    LORAPILOT_SKELETON=/opt/lorapilot/workspace_skel \
+    HF_HOME=/workspace/cache/huggingface
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# System packages: Python, tini as PID 1. Versions come from the pinned base image's Ubuntu release;
+# pinning each package would break the build at every Ubuntu point update.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        python3 python3-venv python3-dev tini ca-certificates libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv "$VIRTUAL_ENV"
+
+# The CUDA build of torch first: the largest layer, and it changes least often.
+RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
+
+# Dependencies from the manifest only (version ranges live in pyproject.toml), so editing the code
+# does not reinstall them. Naming torch again keeps the resolver from swapping the CUDA build.
+WORKDIR /opt/lorapilot
+COPY pyproject.toml README.md ./
+# hadolint ignore=DL3013
+RUN mkdir -p services/lorapilot && touch services/lorapilot/__init__.py \
+    && pip install ".[gpu]" "torch==${TORCH_VERSION}" --extra-index-url "${TORCH_INDEX}" \
+    && pip uninstall -y lorapilot
+
+# The package itself, the supervisor configuration, the workspace skeleton and the entrypoint.
+COPY services ./services
+COPY supervisord.conf ./
+COPY workspace_skel ./workspace_skel
+COPY docker/entrypoint.sh /usr/local/bin/lorapilot-entrypoint
+RUN pip install --no-deps . \
+    && chmod 0755 /usr/local/bin/lorapilot-entrypoint \
+    && mkdir -p /opt/lorapilot/.run /workspace
+
+VOLUME /workspace
+EXPOSE 7861 7878 8188
+
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["lorapilot-appliance", "health"]
+
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/lorapilot-entrypoint"]

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Container start (PID 1 is tini): lay out /workspace without touching a user's files, settle the
+# appliance password, pass the Hugging Face token on, then hand over to supervisord.
+set -euo pipefail
+
+export LORAPILOT_WORKSPACE="${LORAPILOT_WORKSPACE:-/workspace}"
+export LORAPILOT_BIND="${LORAPILOT_BIND:-0.0.0.0}"
+export LORAPILOT_TAGPILOT_PORT="${LORAPILOT_TAGPILOT_PORT:-7861}"
+export LORAPILOT_CONTROLPILOT_PORT="${LORAPILOT_CONTROLPILOT_PORT:-7878}"
+export LORAPILOT_COMFYUI_PORT="${LORAPILOT_COMFYUI_PORT:-8188}"
+
+# RunPod templates pass secrets in lower case; the services read HF_TOKEN. Never echo it.
+if [ -z "${HF_TOKEN:-}" ] && [ -n "${hf_token:-}" ]; then
+    export HF_TOKEN="${hf_token}"
+fi
+unset hf_token
+
+lorapilot-appliance bootstrap --workspace "$LORAPILOT_WORKSPACE"
+
+mkdir -p /opt/lorapilot/.run
+exec supervisord -n -c /opt/lorapilot/supervisord.conf

@@ -1,0 +1,1 @@
+"""The appliance around the services: workspace bootstrap, the appliance password, health checks."""

@@ -1,0 +1,57 @@
+"""`lorapilot-appliance`: what the container entrypoint and the native run call before supervisord."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import sys
+from pathlib import Path
+
+from lorapilot.appliance.bootstrap import bootstrap
+from lorapilot.appliance.health import check
+from lorapilot.appliance.password import PasswordError
+from lorapilot.workspace import Workspace
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lorapilot-appliance", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("bootstrap", help="lay out the workspace and create the password once")
+    boot.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    health = sub.add_parser("health", help="exit 0 when every program runs and every web service answers")
+    health.add_argument(
+        "--config", type=Path, default=Path("supervisord.conf"), help="supervisord.conf (default: ./)"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "health":
+        return _health(args.config)
+    ws = Workspace.from_env(args.workspace)
+    try:
+        report = bootstrap(ws)
+    except (OSError, PasswordError) as exc:
+        print(f"lorapilot-appliance: {exc}", file=sys.stderr)
+        return 1
+    print(f"[lorapilot] workspace {ws.root}: {len(report.created)} files and folders created")
+    password = report.password
+    if password is not None and password.created:
+        # Shown once, on the start that created it; afterwards it is only in the 0600 file.
+        print(f"[lorapilot] generated the appliance password (saved in {password.source}): {password.value}")
+    elif password is not None:
+        print(f"[lorapilot] appliance password: from {password.source}")
+    return 0
+
+
+def _health(config: Path) -> int:
+    try:
+        results = check(config)
+    except (OSError, configparser.Error) as exc:
+        print(f"unhealthy: supervisord does not answer ({exc})", file=sys.stderr)
+        return 1
+    for r in results:
+        verdict = "" if r.healthy else "  <- unhealthy"
+        print(f"{r.name}: {r.state}{' ' + r.detail if r.detail else ''}{verdict}")
+    return 0 if all(r.healthy for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

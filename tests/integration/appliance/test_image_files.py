@@ -1,0 +1,56 @@
+"""The image's build files: hadolint-clean, and every program supervisord starts is really installed."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+
+
+def supervisor_programs() -> dict[str, str]:
+    parser = configparser.RawConfigParser()
+    parser.read(REPO / "supervisord.conf")
+    sections = [s for s in parser.sections() if s.startswith("program:")]
+    return {s.removeprefix("program:"): parser.get(s, "command") for s in sections}
+
+
+def test_hadolint_passes_on_the_dockerfile():
+    done = subprocess.run([HADOLINT, str(REPO / "Dockerfile")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_program_command_is_a_console_script_or_a_file_the_image_installs():
+    scripts = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
+    dockerfile = (REPO / "Dockerfile").read_text()
+    programs = supervisor_programs()
+    assert "trainpilot" in programs
+    for name, command in programs.items():
+        executable = shlex.split(command)[0]
+        installed = executable in scripts or (executable.startswith("/") and executable in dockerfile)
+        assert installed, f"[program:{name}] runs {executable!r}, which nothing installs"
+
+
+def test_the_entrypoint_and_the_image_agree_on_paths():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    entrypoint = (REPO / "docker" / "entrypoint.sh").read_text()
+    assert "COPY docker/entrypoint.sh /usr/local/bin/lorapilot-entrypoint" in dockerfile
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/lorapilot-entrypoint"]' in dockerfile
+    assert "exec supervisord -n -c /opt/lorapilot/supervisord.conf" in entrypoint
+    assert "COPY supervisord.conf ./" in dockerfile and "WORKDIR /opt/lorapilot" in dockerfile
+    assert "VOLUME /workspace" in dockerfile
+    done = subprocess.run(["bash", "-n", str(REPO / "docker" / "entrypoint.sh")], check=False)
+    assert done.returncode == 0
+
+
+def test_supervisord_has_no_http_control_server():
+    parser = configparser.RawConfigParser()
+    parser.read(REPO / "supervisord.conf")
+    assert not parser.has_section("inet_http_server")
+    assert parser.get("unix_http_server", "chmod") == "0700"
