@@ -1,1 +1,1 @@
-"""trainpilot: the command line (and, later, the spool daemon) for training runs."""
+"""trainpilot: the `trainpilot` command line and the spool daemon that runs training jobs."""

@@ -1,4 +1,7 @@
-"""`trainpilot` command line. Subcommand names are a contract: the user guide uses them."""
+"""`trainpilot` command line. Subcommand names are a contract: the user guide uses them.
+
+Exit codes: 0 ok, 1 training failed (or an internal error), 2 invalid config or request.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from lorapilot.spec import DIALECTS, LoadedSpec, SpecError, load_spec
+from lorapilot.spec import SpecError
+from lorapilot.spool import SpoolError
+from lorapilot.trainpilot.commands import add_commands
+from lorapilot.trainpilot.options import UsageError, add_spec_options, load_for
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
@@ -19,22 +25,6 @@ EXIT_INTERNAL = 1  # training failed (bad image, unloadable model) or an interna
 EXIT_INVALID = 2  # the config is invalid
 
 log = logging.getLogger("trainpilot")
-
-
-def _add_spec_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dialect", choices=DIALECTS, help="config dialect (default: detected)")
-    parser.add_argument("--profile", help="profile to merge the config over (e.g. quick_test)")
-    parser.add_argument("--dataset", help="dataset folder or name under /workspace/datasets/images")
-    parser.add_argument("--name", help="run name (default: from the config or its file name)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one field, e.g. --set training.max_steps=50 (repeatable)",
-    )
-    parser.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", type=Path, nargs="?", help="YAML or TOML config in any supported dialect")
     validate.add_argument("--json", action="store_true", help="print the spec as JSON instead of YAML")
-    _add_spec_options(validate)
+    add_spec_options(validate)
     validate.set_defaults(handler=cmd_validate)
 
     train = sub.add_parser(
@@ -60,35 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("file", type=Path, nargs="?", help="YAML or TOML config in any supported dialect")
     train.add_argument("--restart", action="store_true", help="ignore saved state and start from step 0")
-    _add_spec_options(train)
+    add_spec_options(train)
     train.set_defaults(handler=cmd_train)
+    add_commands(sub)
     return parser
 
 
-class UsageError(Exception):
-    """The command line itself is incomplete."""
-
-
-def _load(args: argparse.Namespace, workspace: Workspace) -> LoadedSpec:
-    """The spec the command's arguments describe; notices go to stderr."""
-    if args.file is None and not args.profile:
-        raise UsageError(f"trainpilot {args.command}: give a config FILE or --profile NAME")
-    loaded = load_spec(
-        args.file,
-        dialect=args.dialect,
-        profile=args.profile,
-        dataset=args.dataset,
-        name=args.name,
-        overrides=args.overrides,
-        workspace=workspace,
-    )
-    for notice in loaded.notices:
-        print(f"notice: {notice.render()}", file=sys.stderr)
-    return loaded
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    loaded = _load(args, Workspace.from_env(args.workspace))
+    loaded = load_for(args, Workspace.from_env(args.workspace))
     data = loaded.spec.model_dump(mode="json")
     if args.json:
         print(json.dumps(data, indent=2))
@@ -101,7 +70,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     workspace = Workspace.from_env(args.workspace)
-    loaded = _load(args, workspace)
+    loaded = load_for(args, workspace)
     from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch/diffusers only when training
     from lorapilot.engine import train  # noqa: PLC0415
     from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
@@ -130,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_INVALID
-    except UsageError as exc:
+    except (UsageError, SpoolError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -1,0 +1,191 @@
+"""What a job is: its states, the job file (DESIGN §4) and how one is read back.
+
+A job file is either a job envelope that `trainpilot submit`/`run` (or ControlPilot) writes —
+a mapping marked `trainpilot_job: 1` holding the run name, queue options and the normalised
+TrainSpec — or a plain training config in any dialect dropped into `jobs/incoming/` by hand,
+which runs under its file name with default queue options.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lorapilot.spec import document
+from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue
+from lorapilot.spool.errors import InvalidJobError
+
+ENVELOPE_KEY = "trainpilot_job"
+JOB_SUFFIXES = (".yaml", ".yml", ".toml")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the rule of TrainSpec's output.name
+
+
+class JobState(StrEnum):
+    """A job's state is the spool folder its file is in (rq's JobStatus, stored as strings)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def folder(self) -> str:
+        return "incoming" if self is JobState.QUEUED else self.value
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class Job(BaseModel):
+    """The job envelope; unknown keys are errors, like everywhere else in a config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trainpilot_job: Literal[1] = Field(1, description="marks the file as a job envelope (version 1)")
+    name: str = Field(description="run name: the LoRA is outputs/<name>/<name>.safetensors; unique")
+    priority: int = Field(0, ge=-1000, le=1000, description="higher runs first; ties by submit time")
+    gpus: int | Literal["all"] = Field(1, description="GPUs for the job; more than 1 trains data-parallel")
+    submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    spec: dict[str, Any] | None = Field(None, description="the normalised TrainSpec (trainpilot validate)")
+    profile: str | None = Field(None, description="without `spec`: profile to build the spec from")
+    dataset: str | None = Field(None, description="without `spec`: dataset folder or name")
+    overrides: list[str] = Field(default_factory=list, description="without `spec`: key=value overrides")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_' and '-' only, at most 128 characters")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be 1 or more, or 'all'")
+        return value
+
+    @field_validator("submitted_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def document(self) -> dict[str, Any]:
+        """The envelope as the YAML file holds it (no empty optional keys)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if not data["overrides"]:
+            del data["overrides"]
+        return data
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job file as found in the spool. `job` is None when the file cannot be read (`problem`)."""
+
+    id: str
+    state: JobState
+    path: Path
+    job: Job | None
+    plain: bool = False  # a training config dropped in by hand, not an envelope
+    problem: str | None = None
+    mtime: float = 0.0  # when the file was written: the submit time of a file that says none
+
+    @property
+    def name(self) -> str:
+        return self.job.name if self.job is not None else self.id
+
+    @property
+    def priority(self) -> int:
+        return self.job.priority if self.job is not None else 0
+
+    @property
+    def submitted_at(self) -> datetime:
+        if self.job is not None:
+            return self.job.submitted_at
+        return datetime.fromtimestamp(self.mtime, UTC)
+
+    def queue_key(self) -> tuple[int, datetime, str]:
+        """Run order: priority (higher first), then submit time, then id."""
+        return (-self.priority, self.submitted_at, self.id)
+
+
+def new_id(now: datetime | None = None) -> str:
+    """A job id that sorts by submit time and never repeats: `20250211-153000-1a2b3c`."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def job_id_of(path: Path) -> str | None:
+    """The id a file in a spool folder stands for, or None for what is not a job file."""
+    if path.name.startswith(".") or path.suffix.lower() not in JOB_SUFFIXES:
+        return None
+    return path.stem
+
+
+def read_record(path: Path, state: JobState) -> JobRecord:
+    """Read one job file; a malformed one becomes a record with `problem` set, never an exception."""
+    job_id = path.stem
+    try:
+        job, plain = read_job(path)
+    except InvalidJobError as exc:
+        return JobRecord(job_id, state, path, None, problem=exc.render(), mtime=path.stat().st_mtime)
+    return JobRecord(job_id, state, path, job, plain=plain)
+
+
+def read_job(path: Path) -> tuple[Job, bool]:
+    """The job a file holds, and whether it is a plain training config rather than an envelope."""
+    try:
+        data = document.load(path)
+    except SpecError as exc:
+        raise InvalidJobError(exc.issues) from None
+    if ENVELOPE_KEY not in data:
+        job = Job(name=path.stem, submitted_at=datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        if not _NAME.match(path.stem):
+            raise InvalidJobError(
+                [SpecIssue("(file name)", "a config run as a job is named by its file name", path.name)]
+            )
+        return job, True
+    try:
+        job = Job.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidJobError(validation_issues(exc, file=str(path))) from None
+    if job.spec is None and not job.profile:
+        raise InvalidJobError(
+            [
+                SpecIssue(
+                    "spec",
+                    "a job needs the training spec, or a profile to build one from",
+                    file=str(path),
+                    hint="write the output of `trainpilot validate --json`, or set profile: and dataset:",
+                )
+            ]
+        )
+    return job, False
+
+
+def validation_issues(exc: ValidationError, *, prefix: str = "", file: str | None = None) -> list[SpecIssue]:
+    """pydantic errors as SpecIssues naming the field the way the file spells it."""
+    issues = []
+    for error in exc.errors(include_url=False):
+        field = prefix
+        for part in error["loc"]:
+            field += f"[{part}]" if isinstance(part, int) else f"{'.' if field else ''}{part}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = _UNSET if error["type"] in ("missing", "extra_forbidden") else error.get("input", _UNSET)
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        if error["type"] == "missing":
+            message = "required"
+        if isinstance(value, dict):
+            value = _UNSET
+        issues.append(SpecIssue(field or "(job)", message, value, file=file))
+    return issues

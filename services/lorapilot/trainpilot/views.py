@@ -1,0 +1,126 @@
+"""What `list` and `status` show: one job as a dict (their `--json`), and as text for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status
+
+
+def job_view(spool: Spool, record: JobRecord, position: int | None = None) -> dict[str, Any]:
+    """A job's spool facts joined with its run's status.json (the JSON of `list` and `status`)."""
+    folder = spool.run_folder(record)
+    status = read_status(folder) if folder is not None else None
+    error = spool.error_of(record) if record.state is JobState.FAILED or record.problem else None
+    if error is None and status is not None and record.state is JobState.FAILED:
+        error = status.error
+    job = record.job
+    return {
+        "id": record.id,
+        "name": record.name,
+        "state": _state(spool, record, status),
+        "priority": record.priority,
+        "gpus": job.gpus if job is not None else 1,
+        "position": position,
+        "submitted_at": record.submitted_at.isoformat(),
+        "file": str(record.path),
+        "folder": str(folder) if folder is not None else None,
+        "error": error,
+        "status": status.model_dump(mode="json") if status is not None else None,
+    }
+
+
+def _state(spool: Spool, record: JobRecord, status: RunStatus | None) -> str:
+    """The spool folder decides; `interrupted` tells a job in running/ that no process trains (its
+    daemon stopped or died; it resumes on the next start) from one that trains."""
+    if record.state is JobState.RUNNING:
+        paused = status is not None and status.state == "interrupted"
+        if paused or not spool.owned(record):
+            return "interrupted"
+    return record.state.value
+
+
+def all_views(spool: Spool) -> list[dict[str, Any]]:
+    """Every job, oldest submission first; queued jobs carry their place in the queue (1 = next)."""
+    positions = {r.id: i for i, r in enumerate(spool.queued(), start=1)}
+    records = sorted(spool.records(), key=lambda r: (r.submitted_at, r.id))
+    return [job_view(spool, r, positions.get(r.id)) for r in records]
+
+
+def progress_text(view: dict[str, Any]) -> str:
+    status = view["status"] or {}
+    if view["state"] == "queued":
+        return f"#{view['position']} in queue" if view["position"] else "queued"
+    total = status.get("total")
+    return f"{status.get('step', 0)}/{total}" if total else "-"
+
+
+def table(views: list[dict[str, Any]]) -> str:
+    rows = [("ID", "NAME", "STATE", "PROGRESS", "LOSS", "PRIORITY", "SUBMITTED")]
+    for view in views:
+        loss = (view["status"] or {}).get("loss")
+        rows.append(
+            (
+                view["id"],
+                view["name"],
+                view["state"],
+                progress_text(view),
+                f"{loss:.4f}" if loss is not None else "-",
+                str(view["priority"]),
+                _local(view["submitted_at"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def describe(view: dict[str, Any]) -> str:
+    """`trainpilot status NAME` for people."""
+    status = view["status"] or {}
+    lines = [f"job:       {view['name']} ({view['id']})", f"state:     {view['state']}"]
+    if status.get("total"):
+        parts = [f"step {status['step']}/{status['total']}"]
+        if status.get("loss") is not None:
+            parts.append(f"loss {status['loss']:.4f}")
+        if status.get("lr") is not None:
+            parts.append(f"lr {status['lr']:.3g}")
+        if status.get("it_per_s"):
+            parts.append(f"{status['it_per_s']:.2f} it/s")
+        if view["state"] == "running" and status.get("eta_s") is not None:
+            parts.append(f"ETA {_duration(status['eta_s'])}")
+        lines.append("progress:  " + ", ".join(parts))
+    if view["position"]:
+        lines.append(f"queue:     #{view['position']} (priority {view['priority']})")
+    if view["folder"]:
+        lines.append(f"folder:    {view['folder']}")
+    if status.get("lora"):
+        lines.append(f"lora:      {status['lora']}")
+    lines.append(f"submitted: {_local(view['submitted_at'])}")
+    for key, label in (("started_at", "started"), ("updated_at", "heartbeat"), ("finished_at", "finished")):
+        if status.get(key):
+            lines.append(f"{label + ':':<10} {_local(status[key])}")
+    if view["error"]:
+        lines.append("error:     " + view["error"].replace("\n", "\n           "))
+    return "\n".join(lines)
+
+
+def log_path(view: dict[str, Any]) -> Path | None:
+    return Path(view["folder"]) / "_logs" / "train.log" if view["folder"] else None
+
+
+def _local(stamp: str) -> str:
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

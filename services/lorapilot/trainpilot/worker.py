@@ -1,0 +1,301 @@
+"""The training process of one job: a child of the daemon, so a crash or an out-of-memory kill here
+never takes the daemon down.
+
+It receives the job's lock (shared with the daemon, so the job stays owned while either lives)
+and a lifeline pipe from the daemon (so it stops, saving first, when the daemon dies),
+builds the TrainSpec, trains with `status.json` kept current, and leaves a result file that the
+daemon reads when the process ends. SIGTERM or SIGINT stop it cleanly: state and a step-numbered
+LoRA are saved, and a later run resumes from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing import reduction
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
+from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, SpoolError, read_status, write_status
+from lorapilot.spool.job import read_record, validation_issues
+from lorapilot.spool.status import utcnow, write_atomic, write_json
+from lorapilot.workspace import Workspace
+
+log = logging.getLogger("lorapilot.trainpilot.worker")
+HEARTBEAT_S = 2.0  # status.json's updated_at is refreshed at least this often while training
+STATUS_EVERY_S = 0.5  # progress is written at most this often (and at the last step)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What the daemon tells a training process (picklable: it crosses the process boundary)."""
+
+    workspace: str
+    job_path: str  # the job file in running/
+    result_path: str
+    devices: str | None = None  # CUDA_VISIBLE_DEVICES for this process; None leaves it as it is
+    processes: int = 1  # more than 1: data-parallel over that many processes (one per GPU)
+
+
+class InheritedFd:
+    """An open file descriptor handed to a multiprocessing child: the child's copy shares the
+    open file, and with it the job's lock."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_fd, (reduction.DupFd(self.fd),))
+
+
+def _rebuild_fd(dup: Any) -> InheritedFd:
+    return InheritedFd(dup.detach())
+
+
+class Interrupted(BaseException):
+    """Stop requested before the training loop started: nothing to save yet."""
+
+
+class StopRequests:
+    """SIGTERM/SIGINT: inside the loop, ask the trainer to stop at its next step (it saves first);
+    before it, stop at once."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.in_loop = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.reason = f"{signal.Signals(signum).name} received"
+        if not self.in_loop:
+            raise Interrupted(self.reason)
+
+
+def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> None:
+    """Process entry point: train the job, write the result file, exit 0 (1 when it failed)."""
+    del lock  # held open for the life of this process: the job stays owned while training runs
+    stop = StopRequests()
+    stop.install()
+    threading.Thread(target=_stop_with_daemon, args=(lifeline.fd,), daemon=True).start()
+    if assignment.devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = assignment.devices
+    _configure_logging(Path(assignment.job_path).stem)
+    job = JobProcess(assignment, stop)
+    try:
+        result = job.run()
+    except Interrupted as exc:
+        result = {"outcome": "interrupted", "error": str(exc), **job.facts()}
+    write_json(Path(assignment.result_path), result)
+    logging.shutdown()
+    sys.exit(1 if result["outcome"] == "failed" else 0)
+
+
+def _stop_with_daemon(lifeline: int) -> None:
+    """Stop (saving first) when the daemon is gone, however it went: the daemon holds the only
+    write end of this pipe, so reading it returns at the daemon's exit, a SIGKILL included."""
+    while True:
+        try:
+            if not os.read(lifeline, 1):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    log.warning("the daemon is gone; saving and stopping so that the next daemon resumes this job")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class JobProcess:
+    def __init__(self, assignment: Assignment, stop: StopRequests) -> None:
+        self.assignment = assignment
+        self.stop = stop
+        self.ws = Workspace.from_env(assignment.workspace)
+        self.spool = Spool(self.ws)
+        self.record: JobRecord = read_record(Path(assignment.job_path), JobState.RUNNING)
+        self.folder: Path | None = None
+        self.status: RunStatus | None = None
+        self.status_lock = threading.Lock()
+        self.last_write = 0.0
+
+    def facts(self) -> dict[str, Any]:
+        status = self.status
+        return {
+            "folder": str(self.folder) if self.folder else None,
+            "step": status.step if status else 0,
+        }
+
+    def run(self) -> dict[str, Any]:
+        try:
+            spec = self._spec()
+        except (SpecError, SpoolError) as exc:
+            message = exc.render() if isinstance(exc, SpecError) else str(exc)
+            return {"outcome": "failed", "error": f"invalid job: {message}", **self.facts()}
+        self.folder = Path(spec.output.folder)
+        self._begin()
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        try:
+            return self._train(spec)
+        finally:
+            self.status_lock.acquire()  # no heartbeat write after this point; the daemon writes next
+
+    def _spec(self) -> TrainSpec:
+        record, job = self.record, self.record.job
+        if job is None:
+            raise SpecError(
+                [SpecIssue("(file)", record.problem or "unreadable job file", file=str(record.path))]
+            )
+        if record.plain:
+            spec = load_spec(record.path, name=record.id, workspace=self.ws).spec
+        elif job.spec is not None:
+            try:
+                spec = TrainSpec.model_validate(job.spec)
+            except ValidationError as exc:
+                raise SpecError(validation_issues(exc, prefix="spec", file=str(record.path))) from None
+            if spec.output.name != job.name:
+                raise SpecError(
+                    [SpecIssue("spec.output.name", f"must be the job's name {job.name!r}", spec.output.name)]
+                )
+        else:
+            spec = load_spec(
+                None,
+                profile=job.profile,
+                dataset=job.dataset,
+                name=job.name,
+                overrides=job.overrides,
+                workspace=self.ws,
+            ).spec
+        folder = Path(spec.output.folder)
+        if self.ws.outputs not in folder.resolve().parents:
+            raise SpecError(
+                [SpecIssue("output.folder", "must be inside the workspace's outputs/", str(folder))]
+            )
+        if record.plain:  # an envelope's name was checked when it was submitted
+            self.spool.check_name_free(spec.output.name, except_id=record.id)
+        return spec
+
+    def _begin(self) -> None:
+        assert self.folder is not None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.folder / "job.yaml", self.record.path.read_bytes())  # as submitted (DESIGN §3)
+        old = read_status(self.folder)
+        now = utcnow()
+        self.status = RunStatus(
+            id=self.record.id,
+            name=self.record.name,
+            state="running",
+            step=old.step if old else 0,
+            total=old.total if old else None,
+            attempt=(old.attempt if old else 0) + 1,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            submitted_at=self.record.submitted_at,
+            started_at=old.started_at if old and old.started_at else now,
+            updated_at=now,
+        )
+        write_status(self.folder, self.status)
+
+    def _train(self, spec: TrainSpec) -> dict[str, Any]:
+        from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch only in the training process
+        from lorapilot.engine import train  # noqa: PLC0415
+        from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
+        from lorapilot.engine.optim import OptimizerError  # noqa: PLC0415
+
+        try:
+            if self.assignment.processes > 1:
+                from lorapilot.engine.distributed import train_distributed  # noqa: PLC0415
+
+                gpus = self.assignment.devices.split(",") if self.assignment.devices else None
+                result = train_distributed(
+                    spec,
+                    self.ws,
+                    self.assignment.processes,
+                    self._progress,
+                    devices=gpus,
+                    show_progress=False,
+                )
+            else:
+                result = train(spec, self.ws, self._progress, resume=True, show_progress=False)
+        except (ImageError, ModelLoadError, OptimizerError) as exc:
+            return {"outcome": "failed", "error": str(exc), **self.facts()}
+        except Interrupted:
+            raise
+        except Exception as exc:
+            log.error("training raised:\n%s", traceback.format_exc())
+            return {"outcome": "failed", "error": _describe(exc), **self.facts()}
+        outcome = "interrupted" if result.interrupted else "done"
+        return {"outcome": outcome, "lora": str(result.lora), **self.facts(), "step": result.steps}
+
+    def _progress(self, progress: Any) -> None:
+        from lorapilot.engine import StopTraining  # noqa: PLC0415
+
+        self.stop.in_loop = True
+        with self.status_lock:
+            assert self.status is not None
+            self.status = self.status.model_copy(
+                update={
+                    "step": progress.step,
+                    "total": progress.total,
+                    "loss": progress.loss,
+                    "lr": progress.lr,
+                    "it_per_s": progress.it_per_s,
+                    "eta_s": progress.eta_s,
+                    "epoch": progress.epoch,
+                }
+            )
+            now = time.monotonic()
+            if now - self.last_write >= STATUS_EVERY_S or progress.step == progress.total:
+                self._write_status()
+        if self.stop.reason is not None:
+            raise StopTraining(self.stop.reason)
+
+    def _write_status(self) -> None:
+        assert self.status is not None and self.folder is not None
+        self.status = self.status.model_copy(update={"updated_at": utcnow()})
+        write_status(self.folder, self.status)
+        self.last_write = time.monotonic()
+
+    def _heartbeat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_S)
+            with self.status_lock:
+                if time.monotonic() - self.last_write >= HEARTBEAT_S:
+                    with contextlib.suppress(OSError):
+                        self._write_status()
+
+
+def _describe(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "OutOfMemoryError" in type(exc).__name__:
+        text += (
+            "\n    hint: lower training.batch_size or the resolution, or turn on "
+            "training.gradient_checkpointing; `trainpilot retry NAME` resumes from the last save"
+        )
+    return text
+
+
+def _configure_logging(job_id: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(levelname)s job {job_id}: %(name)s: %(message)s"))
+    handler.addFilter(lambda record: not record.name.startswith("lorapilot.train.steps"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for library in ("diffusers", "transformers"):  # loading bars belong in a terminal, not a daemon log
+        with contextlib.suppress(Exception):
+            __import__(f"{library}.utils.logging", fromlist=["disable_progress_bar"]).disable_progress_bar()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

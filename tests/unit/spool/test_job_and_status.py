@@ -1,0 +1,51 @@
+"""Job envelopes and status.json: what other services read from the spool."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lorapilot.spool import InvalidJobError, RunStatus, read_job, read_status, write_status
+
+
+def test_envelope_errors_name_the_field_and_the_value(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text("trainpilot_job: 1\nname: a/b\ngpus: 0\nprofil: x\n")
+    with pytest.raises(InvalidJobError) as caught:
+        read_job(path)
+    text = caught.value.render()
+    assert "name: use letters, digits" in text and "'a/b'" in text
+    assert "gpus" in text and "profil: unknown key" in text
+    assert str(path) in text
+
+
+def test_an_envelope_needs_a_spec_or_a_profile(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text("trainpilot_job: 1\nname: a\n")
+    with pytest.raises(InvalidJobError, match="spec: a job needs the training spec"):
+        read_job(path)
+
+
+def test_an_empty_or_binary_job_file_is_reported_not_raised_as_a_crash(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_bytes(b"\x00\x01")
+    with pytest.raises(InvalidJobError, match="binary"):
+        read_job(path)
+
+
+def test_status_round_trips_and_leaves_no_temporary_files(tmp_path):
+    status = RunStatus(id="1", name="a", state="running", step=3, total=10, loss=0.5)
+    write_status(tmp_path, status)
+    write_status(tmp_path, status.model_copy(update={"step": 4}))
+    assert read_status(tmp_path).step == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+    data = json.loads((tmp_path / "status.json").read_text())
+    assert {"state", "step", "total", "loss", "lr", "it_per_s", "eta_s", "updated_at", "error"} <= data.keys()
+    assert oct((tmp_path / "status.json").stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_missing_or_torn_status_reads_as_none(tmp_path):
+    assert read_status(tmp_path) is None
+    (tmp_path / "status.json").write_text('{"id": "1", "na')
+    assert read_status(tmp_path) is None
