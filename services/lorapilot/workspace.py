@@ -50,6 +50,16 @@ class Workspace:
         return self.datasets / "reg"
 
     @property
+    def drafts(self) -> Path:
+        """TagPilot's working datasets, before they are exported to `images/<repeats>_<name>/`."""
+        return self.datasets / "tagpilot"
+
+    @property
+    def trash(self) -> Path:
+        """Deleted datasets and images, recoverable until purged."""
+        return self.datasets / ".trash"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 
@@ -85,6 +95,11 @@ class Workspace:
     @property
     def text_cache(self) -> Path:
         return self.cache / "text"
+
+    @property
+    def tmp(self) -> Path:
+        """Services' temporary files (uploads being received, zips being built): never the system /tmp."""
+        return self.cache / "tmp"
 
     @property
     def config(self) -> Path:

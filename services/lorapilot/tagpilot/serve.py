@@ -1,0 +1,86 @@
+"""`tagpilot`: serve TagPilot with gunicorn (one worker, threads), as supervisord runs it.
+
+One worker process on purpose: auto-captioning jobs, the loaded captioner and the login throttle
+live in that process; threads serve concurrent requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from lorapilot.workspace import Workspace
+
+MB = 1024 * 1024
+DEFAULT_PORT = 7861
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app: Any, options: dict[str, Any]) -> None:
+        self.application, self.options = app, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tagpilot", description="TagPilot dataset and caption service")
+    parser.add_argument("--host", default=os.environ.get("TAGPILOT_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("TAGPILOT_PORT", DEFAULT_PORT)))
+    parser.add_argument("--workspace", default=None, help="workspace root (default $LORAPILOT_WORKSPACE)")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--max-upload-mb", type=int, default=2048, help="largest single request")
+    parser.add_argument("--max-image-mb", type=int, default=100, help="largest single image file")
+    parser.add_argument("--max-zip-mb", type=int, default=4096, help="largest unpacked size of one zip")
+    parser.add_argument("--captioner-idle-s", type=float, default=300.0, help="release an unused model after")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workspace = Workspace.from_env(args.workspace).ensure()
+    workspace.tmp.mkdir(parents=True, exist_ok=True)
+    # Temp files of the libraries (torch, onnxruntime, transformers) land in the workspace too, not /tmp.
+    os.environ["TMPDIR"] = str(workspace.tmp)
+    tempfile.tempdir = None
+    from lorapilot.tagpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
+
+    app = create_app(
+        {
+            "MAX_CONTENT_LENGTH": args.max_upload_mb * MB,
+            "TAGPILOT_MAX_IMAGE_BYTES": args.max_image_mb * MB,
+            "TAGPILOT_MAX_ZIP_TOTAL_BYTES": args.max_zip_mb * MB,
+            "TAGPILOT_CAPTIONER_IDLE_S": args.captioner_idle_s,
+        },
+        workspace=workspace,
+    )
+    options = {
+        "bind": f"{args.host}:{args.port}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": args.threads,
+        "timeout": 600,  # a big zip upload or download may hold a thread for minutes
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "errorlog": "-",
+        "control_socket_disable": True,  # gunicorn 24+ would otherwise create ~/.gunicorn/gunicorn.ctl
+    }
+    if os.path.isdir("/dev/shm"):
+        options["worker_tmp_dir"] = "/dev/shm"  # the heartbeat file; never the workspace volume or /tmp
+    _Gunicorn(app, options).run()
+
+
+if __name__ == "__main__":
+    main()

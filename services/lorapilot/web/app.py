@@ -1,0 +1,141 @@
+"""The app-factory helper: a Flask app whose every route is behind the appliance password.
+
+Protection is one `before_request` hook over the whole app, not a decorator per view, so a route
+added later cannot forget it. Open without a session: `/healthz` and the login form only.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+from flask import Flask, Request, current_app, jsonify, redirect, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from lorapilot.web import auth
+from lorapilot.web.credentials import appliance_password, session_key
+from lorapilot.web.csrf import csrf_ok, csrf_token
+from lorapilot.web.throttle import LoginThrottle
+from lorapilot.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+OPEN_ENDPOINTS = frozenset({"healthz", "auth.login"})
+COOKIE_NAME = "lorapilot_session"
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'"
+)
+
+
+class WorkspaceRequest(Request):
+    """Spools large uploads into the workspace's temp folder instead of the system /tmp."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        folder = current_app.config["LORAPILOT_TMP"]
+        return tempfile.SpooledTemporaryFile(max_size=512 * 1024, mode="rb+", dir=folder)
+
+
+def create_appliance_app(
+    import_name: str,
+    *,
+    workspace: Workspace,
+    title: str,
+    test_config: dict[str, Any] | None = None,
+) -> Flask:
+    """A Flask app with login, CSRF, throttling and `/healthz`; the service adds its blueprints."""
+    workspace.ensure()
+    workspace.tmp.mkdir(parents=True, exist_ok=True)
+    app = Flask(import_name, static_folder=None)
+    app.request_class = WorkspaceRequest
+    app.config.update(
+        SECRET_KEY=session_key(workspace),
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        LORAPILOT_SERVICE_TITLE=title,
+        LORAPILOT_TMP=str(workspace.tmp),
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_WINDOW_S=60.0,
+    )
+    app.config.from_mapping(test_config or {})
+    if "LORAPILOT_PASSWORD" not in app.config:
+        app.config["LORAPILOT_PASSWORD"] = appliance_password(workspace)
+    app.extensions["lorapilot.workspace"] = workspace
+    app.extensions["lorapilot.login_throttle"] = LoginThrottle(
+        app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"]
+    )
+    with app.app_context():
+        app.extensions["lorapilot.auth_fingerprint"] = auth.password_fingerprint(
+            app.config["LORAPILOT_PASSWORD"]
+        )
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.register_blueprint(auth.bp)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    app.before_request(_guard)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _healthz() -> WerkzeugResponse:
+    return jsonify(ok=True, service=current_app.config["LORAPILOT_SERVICE_TITLE"])
+
+
+def _guard() -> WerkzeugResponse | tuple | None:
+    """Refuse anything but the open endpoints without a session, and unsafe methods without CSRF."""
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if not auth.is_logged_in():
+        if _wants_json():
+            return jsonify(error="login required"), 401
+        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
+    if not csrf_ok():
+        return jsonify(error="missing or wrong CSRF token; reload the page"), 403
+    return None
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _security_headers(response: WerkzeugResponse) -> WerkzeugResponse:
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html" or request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _http_error(exc: HTTPException) -> WerkzeugResponse | HTTPException:
+    """JSON errors for API routes; HTML pages keep werkzeug's own error pages."""
+    if not _wants_json():
+        return exc
+    message = exc.description or exc.name
+    if exc.code == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+        limit = current_app.config["MAX_CONTENT_LENGTH"] / 2**20
+        message = f"the request is larger than the {limit:.0f} MB limit; send fewer or smaller files at once"
+    response = jsonify(error=message)
+    response.status_code = exc.code or 500
+    return response
+
+
+def workspace_of(app: Flask) -> Workspace:
+    return app.extensions["lorapilot.workspace"]
+
+
+def tmp_dir(app: Flask) -> Path:
+    return Path(app.config["LORAPILOT_TMP"])

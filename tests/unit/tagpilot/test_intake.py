@@ -1,0 +1,117 @@
+"""Upload intake: formats by content, names cleaned, stems unique, archive limits checked up front."""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+
+import pytest
+from PIL import Image
+
+from lorapilot.tagpilot.intake import Intake, UploadLimits
+from lorapilot.testing.sample_photos import image_bytes as png
+
+
+def _receive(store, workspace, files, limits=None, name="up"):
+    dataset = store.get(name) if name in store.names() else store.create(name)
+    intake = Intake(dataset, limits or UploadLimits(), workspace.tmp)
+    workspace.tmp.mkdir(parents=True, exist_ok=True)
+    return dataset, intake.receive([(file_name, io.BytesIO(data)) for file_name, data in files])
+
+
+def test_formats_are_read_from_content_and_stored_as_training_reads_them(store, workspace):
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((250, 0, 0), (0, 250, 0), (0, 0, 250))]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
+    files = [
+        ("really-a-png.jpg", png()),
+        ("grey.png", png(mode="L", colour=128)),
+        ("pic.webp", png(fmt="WEBP")),
+        ("pic.bmp", png(size=(30, 20), fmt="BMP")),
+        ("anim.gif", gif.getvalue()),
+        ("scan.tif", png(size=(20, 20), fmt="TIFF")),
+    ]
+    dataset, result = _receive(store, workspace, files)
+    stored = {item["name"]: (item["stored_as"], item["notes"]) for item in result.accepted}
+    assert stored["really-a-png.jpg"] == ("really-a-png.png", [])
+    assert stored["grey.png"] == ("grey.png", [])
+    assert (
+        stored["pic.webp"][0] == "pic.webp" and stored["pic.bmp"][0] == "pic_2.bmp"
+    )  # one stem, one caption
+    assert stored["anim.gif"] == (
+        "anim.png",
+        ["palette image converted to RGB", "GIF stored as PNG (first frame)"],
+    )
+    assert stored["scan.tif"] == ("scan.png", ["TIFF stored as PNG"])
+    assert result.rejected == []
+    assert len(dataset.records()) == 6
+
+
+def test_odd_names_are_cleaned(store, workspace):
+    _, result = _receive(
+        store, workspace, [("C:\\Users\\me\\Ünïcode Photo (1).PNG", png()), (".png", png((9, 9)))]
+    )
+    assert [item["stored_as"] for item in result.accepted] == ["Unicode_Photo_1.png", "image.png"]
+
+
+def _zip(entries, compression=zipfile.ZIP_DEFLATED):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _encrypted(archive: bytes, name: str) -> bytes:
+    """Set the "encrypted" flag of `name` in the central directory (zipfile cannot write encrypted)."""
+    data = bytearray(archive)
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + length].decode() == name:
+            data[at + 8] |= 0x1
+        at = data.find(b"PK\x01\x02", at + 46)
+    return bytes(data)
+
+
+def test_a_zip_over_the_unpacked_size_limit_is_refused_whole(store, workspace):
+    noise = Image.effect_noise((300, 300), 80).convert("RGB")
+    buffer = io.BytesIO()
+    noise.save(buffer, "BMP")
+    archive = _zip([(f"{i}.bmp", buffer.getvalue()) for i in range(5)])
+    limits = UploadLimits(max_zip_total_bytes=1024 * 1024)
+    dataset, result = _receive(store, workspace, [("set.zip", archive)], limits)
+    assert result.accepted == [] and "more than the limit of 1 MB" in result.rejected[0]["reason"]
+    assert dataset.records() == []
+
+
+def test_archive_entries_that_are_links_encrypted_or_too_many_are_refused(store, workspace):
+    link = zipfile.ZipInfo("link.png")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    archive = _encrypted(
+        _zip(
+            [(link, "/etc/passwd"), ("secret.png", png((5, 5))), ("__MACOSX/._a.png", "x"), ("ok.png", png())]
+        ),
+        "secret.png",
+    )
+    _, result = _receive(store, workspace, [("a.zip", archive)])
+    assert [item["stored_as"] for item in result.accepted] == ["ok.png"]
+    assert {item["name"]: item["reason"] for item in result.rejected} == {
+        "a.zip/link.png": "symbolic link inside the archive",
+        "a.zip/secret.png": "encrypted entry",
+    }
+    many = _zip([(f"{i}.txt", "x") for i in range(6)])
+    _, result = _receive(store, workspace, [("many.zip", many)], UploadLimits(max_zip_members=5))
+    assert "more than the limit of 5" in result.rejected[0]["reason"]
+
+
+def test_a_broken_zip_is_refused_with_a_reason(store, workspace):
+    _, result = _receive(store, workspace, [("bad.zip", b"PK\x03\x04" + b"\x00" * 50)])
+    assert result.rejected[0]["reason"].startswith("not a readable zip archive")
+
+
+@pytest.mark.parametrize("caption", [b"\xff\xfe\x00bad", b"x" * 70_000])
+def test_unusable_caption_files_are_refused(store, workspace, caption):
+    _, result = _receive(store, workspace, [("a.png", png()), ("a.txt", caption)])
+    assert len(result.accepted) == 1 and result.rejected[0]["name"] == "a.txt"
