@@ -12,11 +12,21 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lorapilot.appliance.password import AppliancePassword, appliance_password
+from lorapilot.web.credentials import create_password_file, password_file, password_from_environment
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 SKELETON_ENV = "LORAPILOT_SKELETON"
+
+
+@dataclass(frozen=True)
+class AppliancePassword:
+    value: str
+    source: str  # "environment" or the file's path
+    created: bool = False  # generated just now: the caller shows it once
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        return f"AppliancePassword(source={self.source!r}, created={self.created})"
 
 
 @dataclass
@@ -62,5 +72,14 @@ def bootstrap(workspace: Workspace, skeleton: Path | None = None) -> BootstrapRe
             pass
         finally:
             tmp.unlink(missing_ok=True)
-    report.password = appliance_password(workspace, create=True)
+    report.password = settle_password(workspace)
     return report
+
+
+def settle_password(workspace: Workspace) -> AppliancePassword:
+    """The environment's password, else config/password, generated now if there is none."""
+    from_env = password_from_environment()
+    if from_env:
+        return AppliancePassword(from_env, "environment")
+    created, value = create_password_file(workspace)
+    return AppliancePassword(value, str(password_file(workspace)), created)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
-from lorapilot.appliance.password import PasswordError
+from lorapilot.web.credentials import CredentialsError
 from lorapilot.workspace import Workspace
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace.from_env(args.workspace)
     try:
         report = bootstrap(ws)
-    except (OSError, PasswordError) as exc:
+    except (OSError, CredentialsError) as exc:
         print(f"lorapilot-appliance: {exc}", file=sys.stderr)
         return 1
     print(f"[lorapilot] workspace {ws.root}: {len(report.created)} files and folders created")

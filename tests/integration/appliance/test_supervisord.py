@@ -1,0 +1,111 @@
+"""The appliance natively under supervisord: programs run, jobs go from a dataset to a LoRA, and a
+supervisord stop of the trainer in mid-job leaves a job that the next start finishes."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import yaml
+
+JOB = {
+    "spec_version": 1,
+    "model": {"family": "sd15", "path": "/workspace/models/diffusers/tiny-sd15", "weight_dtype": "fp32"},
+    "network": {"dim": 4, "alpha": 4},
+    "datasets": [{"folder": "demo", "resolutions": [64], "bucket": {"enabled": False}}],
+    "training": {"max_steps": 60, "batch_size": 2, "optimizer": "adamw", "mixed_precision": "no"},
+    "save": {"every_n_steps": 5},
+}
+
+
+def run_status(app, name: str) -> dict:
+    path = app.workspace.outputs / name / "status.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_every_program_runs_and_the_health_check_passes(appliance):
+    states = appliance.wait_for(
+        lambda: (s := appliance.states()) and all(v == "RUNNING" for v in s.values()) and s,
+        "every program RUNNING",
+    )
+    assert {"trainpilot", "tagpilot"} <= set(states)
+    port = appliance.env["LORAPILOT_TAGPILOT_PORT"]
+    appliance.wait_for(lambda: healthz(port) == 200, "TagPilot's /healthz")
+    health = appliance.run("lorapilot-appliance", "health", "--config", str(appliance.config))
+    assert "trainpilot: RUNNING" in health.stdout
+    assert f"tagpilot: RUNNING http://127.0.0.1:{port}/healthz answered 200" in health.stdout
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+        assert answer.status == 200
+    try:  # everything else needs the appliance password
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/datasets", timeout=5)
+        refused = None
+    except urllib.error.HTTPError as exc:
+        refused = exc.code
+    assert refused in (401, 403)
+
+
+def healthz(port: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return answer.status
+    except OSError:
+        return None
+
+
+def test_a_dataset_becomes_a_lora_through_the_running_appliance(appliance):
+    appliance.wait_for(lambda: appliance.states().get("trainpilot") == "RUNNING", "trainpilot RUNNING")
+    done = appliance.run(
+        "trainpilot",
+        "run",
+        "--profile",
+        "quick_test",
+        "--dataset",
+        "demo",
+        "--name",
+        "e2e",
+        "--set",
+        "model.path=/workspace/models/diffusers/tiny-sd15",
+        "--set",
+        "model.weight_dtype=fp32",
+        "--set",
+        "training.mixed_precision=no",
+        "--set",
+        "training.max_steps=4",
+        "--set",
+        "datasets[0].resolutions=[64]",
+    )
+    lora = appliance.workspace.outputs / "e2e" / "e2e.safetensors"
+    assert lora.is_file(), done.stdout + done.stderr
+    assert len(list((appliance.workspace.jobs / "done").glob("*.yaml"))) == 1
+    listing = appliance.run("trainpilot", "list").stdout
+    assert "e2e" in listing and "done" in listing
+
+
+def test_supervisorctl_stop_mid_job_leaves_state_and_start_finishes_the_job(appliance, tmp_path):
+    appliance.wait_for(lambda: appliance.states().get("trainpilot") == "RUNNING", "trainpilot RUNNING")
+    config = tmp_path / "stopme.yaml"
+    config.write_text(yaml.safe_dump(JOB))
+    appliance.run("trainpilot", "submit", str(config))
+    appliance.wait_for(lambda: run_status(appliance, "stopme").get("step", 0) >= 12, "step 12", timeout=300)
+
+    stop = appliance.ctl("stop", "trainpilot")
+    assert "stopped" in stop.stdout, stop.stdout + stop.stderr
+    stopped_at = run_status(appliance, "stopme")
+    assert 12 <= stopped_at["step"] < 60
+    assert len(list((appliance.workspace.jobs / "running").glob("*.yaml"))) == 1, "the job must stay queued"
+    assert (appliance.workspace.outputs / "stopme" / "state").is_dir()
+    assert not (appliance.workspace.outputs / "stopme" / "stopme.safetensors").exists()
+
+    appliance.ctl("start", "trainpilot")
+    appliance.wait_for(
+        lambda: any((appliance.workspace.jobs / "done").glob("*.yaml")), "the job in done/", timeout=300
+    )
+    assert (appliance.workspace.outputs / "stopme" / "stopme.safetensors").is_file()
+    train_log = (appliance.workspace.outputs / "stopme" / "_logs" / "train.log").read_text()
+    assert "resuming at step" in train_log
+    resumed_from = int(train_log.split("resuming at step")[1].split()[0])
+    assert resumed_from >= 10, f"resumed from {resumed_from}, not from the last save"
