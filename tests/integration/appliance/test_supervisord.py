@@ -3,11 +3,16 @@ supervisord stop of the trainer in mid-job leaves a job that the next start fini
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
 
 import yaml
+from PIL import Image
+from safetensors import safe_open
+
+from lorapilot.testing.web_client import ApplianceClient
 
 JOB = {
     "spec_version": 1,
@@ -56,15 +61,35 @@ def healthz(port: str) -> int | None:
         return None
 
 
-def test_a_dataset_becomes_a_lora_through_the_running_appliance(appliance):
+def demo_pngs(count: int) -> list[tuple[str, bytes]]:
+    files = []
+    for k in range(count):
+        buffer = io.BytesIO()
+        Image.new("RGB", (96, 80), (40 * k, 120, 200 - 30 * k)).save(buffer, format="PNG")
+        files.append((f"shot{k}.png", buffer.getvalue()))
+    return files
+
+
+def test_images_uploaded_to_tagpilot_become_a_lora_through_the_running_appliance(appliance):
+    """The guide's path: upload and caption in TagPilot, export, queue with the CLI, get a LoRA."""
     appliance.wait_for(lambda: appliance.states().get("trainpilot") == "RUNNING", "trainpilot RUNNING")
-    done = appliance.run(
+    port = appliance.env["LORAPILOT_TAGPILOT_PORT"]
+    appliance.wait_for(lambda: healthz(port) == 200, "TagPilot's /healthz")
+    client = ApplianceClient(f"http://127.0.0.1:{port}")
+    assert client.login(appliance.env["LORAPILOT_PASSWORD"]).ok
+    dataset = client.new_dataset("e2e")
+    assert client.upload(dataset, demo_pngs(4)).ok
+    client.ok("POST", f"/api/datasets/{dataset}/captions/bulk", json={"op": "trigger", "word": "lpe2e"})
+    exported = client.ok("POST", f"/api/datasets/{dataset}/export", json={"repeats": 2})
+    assert exported["folder"] == f"/workspace/datasets/images/2_{dataset}"
+
+    appliance.run(
         "trainpilot",
         "run",
         "--profile",
         "quick_test",
         "--dataset",
-        "demo",
+        dataset,
         "--name",
         "e2e",
         "--set",
@@ -79,10 +104,14 @@ def test_a_dataset_becomes_a_lora_through_the_running_appliance(appliance):
         "datasets[0].resolutions=[64]",
     )
     lora = appliance.workspace.outputs / "e2e" / "e2e.safetensors"
-    assert lora.is_file(), done.stdout + done.stderr
+    assert lora.is_file()
     assert len(list((appliance.workspace.jobs / "done").glob("*.yaml"))) == 1
     listing = appliance.run("trainpilot", "list").stdout
     assert "e2e" in listing and "done" in listing
+    with safe_open(str(lora), framework="pt") as handle:
+        meta = handle.metadata()
+    assert json.loads(meta["ss_dataset_dirs"]) == {f"2_{dataset}": {"n_repeats": 2, "img_count": 4}}
+    assert "lpe2e" in json.loads(meta["ss_tag_frequency"])[f"2_{dataset}"]
 
 
 def test_supervisorctl_stop_mid_job_leaves_state_and_start_finishes_the_job(appliance, tmp_path):
