@@ -179,6 +179,7 @@ class Trainer:
         batches = self._batches()
         loss_sum = torch.zeros((), device=self.device)
         last_loss: float | None = None
+        last_rate = 0.0
         window_start, window_steps = time.perf_counter(), 0
         stopped_early = False
         bar = self._progress_bar(start)
@@ -191,9 +192,9 @@ class Trainer:
             bar.update(1)
             if step % log_every == 0 or step == self.total_steps:
                 last_loss = float(loss_sum) / (window_steps * t.gradient_accumulation_steps)
-                rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
+                last_rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
                 try:
-                    self._report(step, last_loss, rate, bar)
+                    self._report(step, last_loss, last_rate, bar)
                 except StopTraining as request:
                     bar.close()
                     return self._interrupt(step, last_loss, str(request))
@@ -202,6 +203,12 @@ class Trainer:
                 if self.stopper is not None and self.stopper.update(step, last_loss):
                     log.info("early stopping at step %d: the loss stopped improving", step)
                     stopped_early = True
+            elif self.on_progress is not None and last_loss is not None:
+                try:  # between logged steps too, so a stop request waits one step, not ten
+                    self._poll(step, last_loss, last_rate)
+                except StopTraining as request:
+                    bar.close()
+                    return self._interrupt(step, last_loss, str(request))
             self._periodic(step)
             if stopped_early:
                 break
@@ -291,6 +298,12 @@ class Trainer:
         if self.on_progress is not None:
             eta = (self.total_steps - step) / rate if rate > 0 else None
             self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, epoch))
+
+    def _poll(self, step: int, loss: float, rate: float) -> None:
+        """`on_progress` at a step that is not logged: the last logged loss and rate stand in."""
+        eta = (self.total_steps - step) / rate if rate > 0 else None
+        lr = self.scheduler.get_last_lr()[0]
+        self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, self.sampler.epoch))
 
     def _periodic(self, step: int) -> None:
         s = self.spec

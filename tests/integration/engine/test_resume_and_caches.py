@@ -10,6 +10,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from lorapilot.engine import StopTraining, train
+from lorapilot.engine.checkpoint import load_state
 from lorapilot.testing.datasets import write_demo_images
 
 # Options that consume every random stream: LoRA dropout (torch), caption shuffle/dropout and flips
@@ -106,3 +107,19 @@ def test_flipped_images_are_cached_as_their_own_latents(make_spec, workspace):
         training={"max_steps": 1},
     )
     assert train(spec, workspace, show_progress=False).stats["vae_encodes"] == 6
+
+
+def test_a_stop_request_between_logged_steps_is_honoured_at_the_next_step(make_spec, workspace):
+    spec = make_spec(name="long", training={"max_steps": 250})  # long runs log every 10th step
+    seen = []
+
+    def stop_at_13(progress):
+        seen.append(progress.step)
+        if progress.step == 13:
+            raise StopTraining("cancelled by the user")
+
+    stopped = train(spec, workspace, stop_at_13, show_progress=False)
+    assert stopped.interrupted and stopped.steps == 13
+    assert stopped.lora.name == "long-step00000013.safetensors"
+    assert seen == list(range(10, 14)), "every step after the first logged one reports progress"
+    assert load_state(stopped.lora.parent / "state").step == 13
