@@ -35,6 +35,7 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import save_file
 
+from lorapilot.atomic_files import fsync_dir
 from lorapilot.engine.model_hash import safetensors_hashes
 
 log = logging.getLogger(__name__)
@@ -283,17 +284,8 @@ def save_lora_file(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[
         temporary.unlink(missing_ok=True)
         log.warning("could not write %s; any previous file there is unchanged", path)
         raise
-    _fsync_folder(path.parent)
+    fsync_dir(path.parent)
     log.info("wrote %s (%d tensors)", path, len(tensors))
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable; the file's data already is."""
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 def save_kohya_lora(

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lorapilot.engine.run_folder import write_json_atomic
+from lorapilot.atomic_files import write_json_atomic
 
 log = logging.getLogger("lorapilot.train")
 

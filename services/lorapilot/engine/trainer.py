@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from lorapilot.atomic_files import write_json_atomic
 from lorapilot.data.buckets import BucketBatchSampler
 from lorapilot.data.captions import render_caption
 from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
@@ -28,7 +29,7 @@ from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
 from lorapilot.engine.optim import build_optimizer
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
-from lorapilot.engine.run_folder import RunFolder, write_json_atomic
+from lorapilot.engine.run_folder import RunFolder
 from lorapilot.engine.run_log import MetricPoint, RunLog
 from lorapilot.engine.run_setup import DTYPES, move, offload_vae, prepare_run
 from lorapilot.engine.sampling import render_samples, sample_trigger

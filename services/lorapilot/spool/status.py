@@ -6,14 +6,13 @@ torn file and a power cut leaves the previous version, never an empty one.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lorapilot.atomic_files import write_json_atomic
 
 STATUS_FILE = "status.json"
 # A job's state as status.json shows it: the spool states, plus `interrupted` for a job left in
@@ -49,38 +48,8 @@ class RunStatus(BaseModel):
     error: str | None = None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers see the old file or the new one, nothing between."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; other services read these files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_atomic(path, (json.dumps(value, indent=1) + "\n").encode())
-
-
 def write_status(folder: Path, status: RunStatus) -> None:
-    write_json(folder / STATUS_FILE, status.model_dump(mode="json"))
+    write_json_atomic(folder / STATUS_FILE, status.model_dump(mode="json"))
 
 
 def read_status(folder: Path) -> RunStatus | None:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from lorapilot.atomic_files import fsync_dir, write_atomic
 from lorapilot.spec.issues import did_you_mean
 from lorapilot.spool.errors import JobNotFoundError, NameTakenError, WrongStateError
 from lorapilot.spool.job import JOB_SUFFIXES, Job, JobRecord, JobState, job_id_of, new_id, read_record
-from lorapilot.spool.status import fsync_dir, write_atomic
 from lorapilot.workspace import PathEscapeError, Workspace
 
 log = logging.getLogger(__name__)

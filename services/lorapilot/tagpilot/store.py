@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lorapilot.atomic_files import write_atomic
 from lorapilot.data.images import IMAGE_SUFFIXES
 from lorapilot.tagpilot.errors import ConflictError, InvalidNameError, NotFoundError, TagPilotError
 from lorapilot.tagpilot.names import check_dataset_name, check_file_name
@@ -35,16 +35,11 @@ def now_iso() -> str:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomic: a reader never sees half a file, a crash never leaves one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def read_json(path: Path, default: Any) -> Any:

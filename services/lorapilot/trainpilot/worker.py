@@ -26,10 +26,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lorapilot.atomic_files import write_atomic, write_json_atomic
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
 from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, SpoolError, read_status, write_status
 from lorapilot.spool.job import read_record, validation_issues
-from lorapilot.spool.status import utcnow, write_atomic, write_json
+from lorapilot.spool.status import utcnow
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.trainpilot.worker")
@@ -99,7 +100,7 @@ def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> Non
         result = job.run()
     except Interrupted as exc:
         result = {"outcome": "interrupted", "error": str(exc), **job.facts()}
-    write_json(Path(assignment.result_path), result)
+    write_json_atomic(Path(assignment.result_path), result)
     logging.shutdown()
     sys.exit(1 if result["outcome"] == "failed" else 0)
 

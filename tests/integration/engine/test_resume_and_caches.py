@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from lorapilot.engine import StopTraining, train
 from lorapilot.engine.checkpoint import load_state
 from lorapilot.testing.datasets import write_demo_images
+from lorapilot.testing.interruptions import SimulatedCrashError, crash_at
 
 # Options that consume every random stream: LoRA dropout (torch), caption shuffle/dropout and flips
 # (data order and augmentation), noise offset (noise generator).
@@ -31,18 +32,6 @@ STOCHASTIC = {
     "training": {"max_steps": 16, "noise_offset": 0.1},
     "save": {"every_n_steps": 8},
 }
-
-
-class SimulatedCrashError(RuntimeError):
-    """Raised from the progress callback: the run dies between two saves."""
-
-
-def crash_at(step: int):
-    def on_progress(progress):
-        if progress.step == step:
-            raise SimulatedCrashError(f"simulated crash at step {progress.step}")
-
-    return on_progress
 
 
 @pytest.mark.parametrize(("optimizer", "args"), [("adamw", {}), ("adamw8bit", {"min_8bit_size": 0})])

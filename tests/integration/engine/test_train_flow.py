@@ -19,6 +19,7 @@ from lorapilot.engine.families.loading import ModelLoadError
 from lorapilot.engine.run_setup import prepare_run
 from lorapilot.spec import load_spec
 from lorapilot.testing.datasets import write_demo_images
+from lorapilot.testing.interruptions import SimulatedCrashError, crash_at
 
 SEED = Path(__file__).parents[2] / "fixtures" / "seed"
 
@@ -80,18 +81,6 @@ def test_loss_falls_on_a_one_colour_dataset(family, make_spec, workspace):
     assert len(losses) == 60
     first, last = statistics.mean(losses[:10]), statistics.mean(losses[-10:])
     assert last < 0.85 * first, f"loss did not fall: first 10 steps {first:.3f}, last 10 {last:.3f}"
-
-
-class SimulatedCrashError(RuntimeError):
-    """Raised from the progress callback: the run dies between two saves."""
-
-
-def crash_at(step: int):
-    def on_progress(progress):
-        if progress.step == step:
-            raise SimulatedCrashError(f"simulated crash at step {progress.step}")
-
-    return on_progress
 
 
 def assert_same_lora(a_path, b_path):

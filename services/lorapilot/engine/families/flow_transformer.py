@@ -16,6 +16,19 @@ from lorapilot.engine.families.loading import ModelLoadError, load_pipeline
 from lorapilot.engine.objective import FlowMatchingObjective
 from lorapilot.spec.model import ModelSpec, TrainingSpec
 
+# Joint-attention projections of an MMDiT block, image and text streams: diffusers' default LoRA
+# targets for SD3, and the attention part of FLUX's.
+MMDIT_ATTENTION = (
+    "attn.to_q",
+    "attn.to_k",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_q_proj",
+    "attn.add_k_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+)
+
 
 def quantization_config(spec: ModelSpec, dtype: torch.dtype) -> BitsAndBytesConfig | None:
     """bitsandbytes settings for `model.quantize`; the LoRA layers stay fp32 on top of them."""

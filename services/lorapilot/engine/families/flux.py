@@ -15,21 +15,14 @@ import torch
 from diffusers import FluxPipeline, FluxTransformer2DModel
 
 from lorapilot.engine.families.base import Conditioning, ImageGeometry, LoadedModel, LoraSite, register_family
-from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
+from lorapilot.engine.families.flow_transformer import MMDIT_ATTENTION, FlowTransformerFamily
 from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
 
 # The diffusers FLUX LoRA script's attention and feed-forward layers, plus the single blocks' MLP and
 # output projections that ai-toolkit trains too. Modulation (norm*.linear) layers stay frozen, as in
 # kohya's default; the final `proj_out` is not a block layer.
 FLUX_TARGETS = (
-    "attn.to_q",
-    "attn.to_k",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_q_proj",
-    "attn.add_k_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
+    *MMDIT_ATTENTION,
     "ff.net.0.proj",
     "ff.net.2",
     "ff_context.net.0.proj",

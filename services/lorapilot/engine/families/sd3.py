@@ -15,21 +15,11 @@ import torch
 from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
 
 from lorapilot.engine.families.base import Conditioning, ImageGeometry, LoadedModel, LoraSite, register_family
-from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
+from lorapilot.engine.families.flow_transformer import MMDIT_ATTENTION, FlowTransformerFamily
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
-SD3_TARGETS = (
-    "attn.to_q",
-    "attn.to_k",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_q_proj",
-    "attn.add_k_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
-)
 T5_TOKENS = 256  # diffusers' SD3 default for training and sampling
 
 
@@ -62,7 +52,7 @@ class StableDiffusion3(FlowTransformerFamily):
         return LoadedModel(components, self.pipeline_class, extras)
 
     def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
-        return [LoraSite("transformer", "lora_transformer", False, SD3_TARGETS)]
+        return [LoraSite("transformer", "lora_transformer", False, MMDIT_ATTENTION)]
 
     def text_encoder_names(self) -> tuple[str, ...]:
         return ("text_encoder", "text_encoder_2", "text_encoder_3")
