@@ -6,8 +6,10 @@ added later cannot forget it. Open without a session: `/healthz` and the login f
 
 from __future__ import annotations
 
+import hmac
 import logging
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -96,7 +98,7 @@ def _healthz() -> WerkzeugResponse:
 
 def _guard() -> WerkzeugResponse | tuple | None:
     """Refuse anything but the open endpoints without a session, and unsafe methods without CSRF."""
-    if request.endpoint in OPEN_ENDPOINTS:
+    if request.endpoint in OPEN_ENDPOINTS or _bearer_ok():
         return None
     if not auth.is_logged_in():
         if _wants_json():
@@ -105,6 +107,23 @@ def _guard() -> WerkzeugResponse | tuple | None:
     if not csrf_ok():
         return jsonify(error="missing or wrong CSRF token; reload the page"), 403
     return None
+
+
+def allow_bearer_token(app: Flask, endpoint: str, token: Callable[[], str | None]) -> None:
+    """Let a read-only `endpoint` also answer `Authorization: Bearer <token>` without a session
+    (for scrapers such as Prometheus). `token()` is read per request; None or "" disables it."""
+    app.extensions.setdefault("lorapilot.bearer_endpoints", {})[endpoint] = token
+
+
+def _bearer_ok() -> bool:
+    source = current_app.extensions.get("lorapilot.bearer_endpoints", {}).get(request.endpoint)
+    if source is None or request.method not in ("GET", "HEAD"):
+        return False
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    expected = source()
+    if scheme.lower() != "bearer" or not sent or not expected:
+        return False
+    return hmac.compare_digest(sent.strip().encode(), expected.encode())
 
 
 def _wants_json() -> bool:

@@ -1,0 +1,42 @@
+"""The dashboard (`/`) and a page per job (`/jobs/<ref>`), with their script and stylesheet.
+
+One template: the script reads `data-job` on <body> and shows the dashboard or the job. No CDN,
+nothing fetched from elsewhere; the loss plot is inline SVG drawn from metrics.json.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+from flask import Blueprint, Flask, Response, abort, render_template
+
+bp = Blueprint("pages", __name__, template_folder="templates")
+_ASSETS = {"controlpilot.js": "text/javascript", "controlpilot.css": "text/css"}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("controlpilot.html", job="", tagpilot_port=_tagpilot_port())
+
+
+@bp.get("/jobs/<ref>")
+def job_page(ref: str) -> str:
+    return render_template("controlpilot.html", job=ref, tagpilot_port=_tagpilot_port())
+
+
+@bp.get("/assets/<name>")
+def asset(name: str) -> Response:
+    if name not in _ASSETS:
+        abort(404)
+    text = (resources.files("lorapilot.controlpilot") / "assets" / name).read_text(encoding="utf-8")
+    return Response(text, mimetype=_ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+def _tagpilot_port() -> str:
+    """TagPilot's port, for the link in the header (same host, its own port)."""
+    return os.environ.get("LORAPILOT_TAGPILOT_PORT", "7861")
