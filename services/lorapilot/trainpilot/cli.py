@@ -16,6 +16,7 @@ import yaml
 
 from lorapilot.spec import SpecError
 from lorapilot.spool import SpoolError
+from lorapilot.trainpilot.comfy_commands import add_comfy_commands
 from lorapilot.trainpilot.commands import add_commands
 from lorapilot.trainpilot.options import UsageError, add_spec_options, load_for
 from lorapilot.workspace import Workspace
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_options(train)
     train.set_defaults(handler=cmd_train)
     add_commands(sub)
+    add_comfy_commands(sub)
     return parser
 
 

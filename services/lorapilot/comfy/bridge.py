@@ -1,0 +1,216 @@
+"""`comfybridge`: the service that hands finished LoRAs to ComfyUI and renders their test sweeps.
+
+Each cycle it lists `jobs/done/`, publishes every job it has not published yet (publish.py) and,
+unless turned off, renders a strength sweep through ComfyUI. What it did is remembered in
+`config/comfybridge-state.json` (rewritten atomically after each job), so a restart neither
+publishes a job twice nor forgets one. It only reads what training writes: a failure here (a
+broken job, ComfyUI down) is logged and retried or skipped, never raised into training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lorapilot.atomic_files import write_json_atomic
+from lorapilot.comfy.client import ComfyClient
+from lorapilot.comfy.errors import ComfyError, ComfyUnavailableError, PublishError
+from lorapilot.comfy.publish import Publication, find_published, publish, publish_checkpoints
+from lorapilot.comfy.settings import ComfySettings, load_settings
+from lorapilot.comfy.sweep import SweepResult, prompts_of, strength_sweep
+from lorapilot.comfy.workflows import LoraUse
+from lorapilot.spool import JobRecord, JobState, Spool
+from lorapilot.workspace import Workspace
+
+log = logging.getLogger("comfybridge")
+
+STATE_FILE = "comfybridge-state.json"
+
+
+def render_sweep(
+    workspace: Workspace,
+    record: JobRecord,
+    client: ComfyClient,
+    settings: ComfySettings,
+    *,
+    strengths: tuple[float, ...] | None = None,
+    blend: tuple[LoraUse, ...] = (),
+    seed: int = 42,
+    steps: int = 20,
+    size: int | None = None,
+    timeout: float = 600.0,
+) -> SweepResult:
+    """The strength sweep of a published job, into outputs/<name>/comfy/."""
+    loras = workspace.model_dir("loras")
+    published = find_published(loras, record.id, kind="final")
+    if not published:
+        raise PublishError(
+            f"{record.name} (id {record.id}) is not published; run `trainpilot comfy publish {record.name}`"
+        )
+    stem, sidecar = published[-1]
+    family = sidecar.get("family") or ""
+    folder = Spool(workspace).run_folder(record)
+    if folder is None:
+        raise PublishError(f"job {record.id} names no usable run folder inside outputs/")
+    return strength_sweep(
+        client,
+        family=family,
+        base=settings.base(family),
+        lora_name=f"{stem}.safetensors",
+        prompts=prompts_of(sidecar),
+        out_folder=folder / "comfy",
+        strengths=strengths or settings.strengths,
+        blend=blend,
+        seed=seed,
+        steps=steps,
+        size=size,
+        negative=sidecar.get("negative_prompt") or "",
+        timeout=timeout,
+    )
+
+
+@dataclass
+class BridgeState:
+    path: Path
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # job id → why it cannot be published
+    tested: dict[str, str] = field(default_factory=dict)  # job id → sweep folder, or why it failed
+
+    @classmethod
+    def load(cls, path: Path) -> BridgeState:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as exc:  # keep the bad file for a person to look at
+            log.warning(
+                "cannot read %s (%s); starting over, publications are found by their sidecars", path, exc
+            )
+            path.replace(path.with_suffix(".broken"))
+            return cls(path)
+        return cls(
+            path, dict(data.get("published", {})), dict(data.get("skipped", {})), dict(data.get("tested", {}))
+        )
+
+    def save(self) -> None:
+        write_json_atomic(
+            self.path, {"published": self.published, "skipped": self.skipped, "tested": self.tested}
+        )
+
+
+class Bridge:
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: ComfySettings | None = None,
+        client: ComfyClient | None = None,
+        *,
+        test: bool | None = None,
+        checkpoints: bool = False,
+    ) -> None:
+        self.ws = workspace
+        self.checkpoints = checkpoints  # also publish the periodic saves (opt-in)
+        self.spool = Spool(workspace)
+        self.settings = settings or load_settings(workspace)
+        # one quick try per cycle: the next cycle is the retry, so a ComfyUI that is down blocks nothing
+        self.client = client or ComfyClient(self.settings.url, timeout=10.0, retries=0)
+        self.test = self.settings.test_after_publish if test is None else test
+        self.state = BridgeState.load(workspace.config / STATE_FILE)
+        self._comfy_down = False
+
+    def cycle(self) -> list[Publication]:
+        """Publish (and test) what is new in jobs/done/; returns what was published this time."""
+        done = sorted(self.spool.records([JobState.DONE]), key=lambda r: r.id)
+        made = []
+        for record in done:
+            if record.id in self.state.published or record.id in self.state.skipped:
+                continue
+            try:
+                publication = publish(self.ws, record)
+                extra = publish_checkpoints(self.ws, record) if self.checkpoints else []
+            except PublishError as exc:
+                log.warning("not publishing job %s: %s", record.id, exc)
+                self.state.skipped[record.id] = str(exc)
+            except OSError as exc:  # disk full, permissions: try again next cycle
+                log.error("publishing job %s failed, will retry: %s", record.id, exc)
+                continue
+            else:
+                self.state.published[record.id] = {
+                    "name": record.name,
+                    "lora": publication.lora_name,
+                    "sha256": publication.sha256,
+                    "checkpoints": [p.lora_name for p in extra],
+                }
+                made.append(publication)
+            self.state.save()
+        if self.test:
+            untested = [r for r in done if r.id in self.state.published and r.id not in self.state.tested]
+            for record in untested:
+                if not self._test(record):
+                    break
+        return made
+
+    def _test(self, record: JobRecord) -> bool:
+        """Render the job's sweep; False when ComfyUI is down (the rest waits for the next cycle)."""
+        try:
+            result = render_sweep(self.ws, record, self.client, self.settings)
+        except ComfyUnavailableError as exc:
+            if not self._comfy_down:
+                log.warning("test renders wait for ComfyUI: %s", exc)
+            self._comfy_down = True
+            return False
+        except (ComfyError, OSError, ValueError) as exc:
+            log.warning("test render of %s failed: %s", record.name, exc)
+            self.state.tested[record.id] = f"failed: {exc}"
+        else:
+            log.info("test renders of %s: %s", record.name, result.contact_sheet)
+            self.state.tested[record.id] = str(result.folder)
+        self._comfy_down = False
+        self.state.save()
+        return True
+
+    def run(self, interval: float, stop: threading.Event) -> None:
+        log.info("watching %s every %g s", self.spool.folder(JobState.DONE), interval)
+        while not stop.is_set():
+            try:
+                self.cycle()
+            except Exception:  # the service must outlive any one bad cycle
+                log.exception("bridge cycle failed; trying again in %g s", interval)
+            stop.wait(interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="comfybridge", description="publish finished LoRAs to ComfyUI")
+    parser.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between looks at jobs/done/")
+    parser.add_argument("--once", action="store_true", help="one cycle, then exit")
+    parser.add_argument("--no-test", action="store_true", help="publish only; no test renders")
+    parser.add_argument("--checkpoints", action="store_true", help="publish the periodic saves too")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workspace = Workspace.from_env(args.workspace).ensure()
+    try:
+        bridge = Bridge(workspace, test=False if args.no_test else None, checkpoints=args.checkpoints)
+    except ComfyError as exc:
+        print(f"comfybridge: {exc}", file=sys.stderr)
+        return 2
+    if args.once:
+        bridge.cycle()
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    bridge.run(args.interval, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

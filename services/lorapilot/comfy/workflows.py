@@ -1,0 +1,250 @@
+"""API-format ComfyUI workflows for test renders, one builder per model family, and a check of a
+workflow against a ComfyUI's `/object_info`.
+
+API format: `{node_id: {"class_type": ..., "inputs": {name: value or [source_id, output_index]}}}`.
+LoRAs are applied by a chain of loaders, one per LoRA, so several LoRAs blend with their own weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lorapilot.comfy.errors import SettingsError
+
+Workflow = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    name: str  # as listed in models/loras/ (LoraLoader's lora_name)
+    strength: float
+
+
+@dataclass(frozen=True)
+class Render:
+    """What one image shows: the prompt, the LoRAs with their weights, and fixed sampling settings."""
+
+    prompt: str
+    loras: tuple[LoraUse, ...] = ()
+    negative: str = ""
+    seed: int = 42
+    steps: int = 20
+    cfg: float = 7.0
+    width: int = 512
+    height: int = 512
+    sampler: str = "euler"
+    scheduler: str = "normal"
+    guidance: float = 3.5  # FLUX-dev's guidance embedding
+    prefix: str = "lorapilot"
+
+
+@dataclass(frozen=True)
+class Base:
+    """The base model files ComfyUI loads, by the loader input names they go to."""
+
+    files: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, family: str) -> str:
+        value = self.files.get(key)
+        if not value:
+            raise SettingsError(
+                f"no ComfyUI base model file {key!r} for family {family}: set bases.{family}.{key} in "
+                "config/comfy.yaml (a file name as ComfyUI lists it)"
+            )
+        return value
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: Workflow = {}
+
+    def add(self, class_type: str, **inputs: Any) -> str:
+        node_id = str(len(self.nodes) + 1)
+        self.nodes[node_id] = {"class_type": class_type, "inputs": inputs}
+        return node_id
+
+
+def _sd_family(graph: _Graph, render: Render, base: Base, family: str) -> None:
+    """CheckpointLoaderSimple → LoraLoader… → CLIPTextEncode ×2 → EmptyLatentImage → KSampler →
+    VAEDecode → SaveImage."""
+    ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=base.get("ckpt_name", family))
+    model, clip = [ckpt, 0], [ckpt, 1]
+    for lora in render.loras:
+        node = graph.add(
+            "LoraLoader",
+            model=model,
+            clip=clip,
+            lora_name=lora.name,
+            strength_model=lora.strength,
+            strength_clip=lora.strength,
+        )
+        model, clip = [node, 0], [node, 1]
+    positive = graph.add("CLIPTextEncode", text=render.prompt, clip=clip)
+    negative = graph.add("CLIPTextEncode", text=render.negative, clip=clip)
+    latent = graph.add("EmptyLatentImage", width=render.width, height=render.height, batch_size=1)
+    sample = graph.add(
+        "KSampler",
+        model=model,
+        positive=[positive, 0],
+        negative=[negative, 0],
+        latent_image=[latent, 0],
+        seed=render.seed,
+        steps=render.steps,
+        cfg=render.cfg,
+        sampler_name=render.sampler,
+        scheduler=render.scheduler,
+        denoise=1.0,
+    )
+    image = graph.add("VAEDecode", samples=[sample, 0], vae=[ckpt, 2])
+    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
+
+
+def _model_loras(graph: _Graph, model: list, render: Render) -> list:
+    for lora in render.loras:
+        node = graph.add(
+            "LoraLoaderModelOnly", model=model, lora_name=lora.name, strength_model=lora.strength
+        )
+        model = [node, 0]
+    return model
+
+
+def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
+    """UNETLoader → LoraLoaderModelOnly…; DualCLIPLoader(flux) → CLIPTextEncode → FluxGuidance; VAELoader."""
+    unet = graph.add(
+        "UNETLoader",
+        unet_name=base.get("unet_name", family),
+        weight_dtype=base.files.get("weight_dtype", "default"),
+    )
+    model = _model_loras(graph, [unet, 0], render)
+    clip = graph.add(
+        "DualCLIPLoader",
+        clip_name1=base.get("clip_name1", family),
+        clip_name2=base.get("clip_name2", family),
+        type="flux",
+    )
+    positive = graph.add("CLIPTextEncode", text=render.prompt, clip=[clip, 0])
+    guided = graph.add(
+        "FluxGuidance", conditioning=[positive, 0], guidance=render.guidance if family == "flux-dev" else 1.0
+    )
+    negative = graph.add("CLIPTextEncode", text="", clip=[clip, 0])  # unused at cfg 1, but KSampler needs one
+    latent = graph.add("EmptySD3LatentImage", width=render.width, height=render.height, batch_size=1)
+    sample = graph.add(
+        "KSampler",
+        model=model,
+        positive=[guided, 0],
+        negative=[negative, 0],
+        latent_image=[latent, 0],
+        seed=render.seed,
+        steps=render.steps,
+        cfg=1.0,
+        sampler_name="euler",
+        scheduler="simple",
+        denoise=1.0,
+    )
+    vae = graph.add("VAELoader", vae_name=base.get("vae_name", family))
+    image = graph.add("VAEDecode", samples=[sample, 0], vae=[vae, 0])
+    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
+
+
+def _sd3(graph: _Graph, render: Render, base: Base, family: str) -> None:
+    """CheckpointLoaderSimple (MMDiT + VAE) → LoraLoaderModelOnly…; TripleCLIPLoader for the three
+    text encoders."""
+    ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=base.get("ckpt_name", family))
+    model = _model_loras(graph, [ckpt, 0], render)
+    clip = graph.add(
+        "TripleCLIPLoader",
+        clip_name1=base.get("clip_name1", family),
+        clip_name2=base.get("clip_name2", family),
+        clip_name3=base.get("clip_name3", family),
+    )
+    positive = graph.add("CLIPTextEncode", text=render.prompt, clip=[clip, 0])
+    negative = graph.add("CLIPTextEncode", text=render.negative, clip=[clip, 0])
+    latent = graph.add("EmptySD3LatentImage", width=render.width, height=render.height, batch_size=1)
+    sample = graph.add(
+        "KSampler",
+        model=model,
+        positive=[positive, 0],
+        negative=[negative, 0],
+        latent_image=[latent, 0],
+        seed=render.seed,
+        steps=render.steps,
+        cfg=render.cfg,
+        sampler_name=render.sampler,
+        scheduler="sgm_uniform",
+        denoise=1.0,
+    )
+    image = graph.add("VAEDecode", samples=[sample, 0], vae=[ckpt, 2])
+    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
+
+
+# family → graph builder (a family adds itself here; no if/elif on names elsewhere)
+BUILDERS: dict[str, Callable[[_Graph, Render, Base, str], None]] = {
+    "sd15": _sd_family,
+    "sd2": _sd_family,
+    "sdxl": _sd_family,
+    "sd3": _sd3,
+    "flux-dev": _flux,
+    "flux-schnell": _flux,
+}
+# render size a family is made for, when the job's spec does not say
+NATIVE_SIZE = {"sd15": 512, "sd2": 768, "sdxl": 1024, "sd3": 1024, "flux-dev": 1024, "flux-schnell": 1024}
+
+
+def build(family: str, render: Render, base: Base) -> Workflow:
+    try:
+        builder = BUILDERS[family]
+    except KeyError:
+        raise SettingsError(
+            f"no ComfyUI workflow for family {family!r}; known: {', '.join(BUILDERS)}"
+        ) from None
+    graph = _Graph()
+    builder(graph, render, base, family)
+    return graph.nodes
+
+
+def check(workflow: Workflow, object_info: dict[str, Any]) -> list[str]:
+    """Every problem ComfyUI would reject the workflow for: unknown classes, unknown or missing
+    inputs, links to absent nodes or outputs, values outside a list of choices."""
+    problems = []
+    for node_id, node in workflow.items():
+        cls = node.get("class_type")
+        info = object_info.get(cls)
+        if info is None:
+            problems.append(f"node {node_id}: class {cls!r} is not installed in this ComfyUI")
+            continue
+        spec = info.get("input") or {}
+        required, optional = spec.get("required") or {}, spec.get("optional") or {}
+        inputs = node.get("inputs") or {}
+        for name in required:
+            if name not in inputs:
+                problems.append(f"node {node_id} ({cls}): required input {name!r} is missing")
+        for name, value in inputs.items():
+            declared = required.get(name) or optional.get(name)
+            if declared is None:
+                problems.append(f"node {node_id} ({cls}): input {name!r} does not exist")
+                continue
+            where = f"node {node_id} ({cls}) input {name!r}"
+            problems += _check_value(workflow, object_info, where, value, declared)
+    return problems
+
+
+def _check_value(workflow: Workflow, object_info: dict, where: str, value: Any, declared: list) -> list[str]:
+    kind = declared[0]
+    if kind == "COMBO":  # the newer object_info spelling of a list of choices
+        kind = list((declared[1] if len(declared) > 1 else {}).get("options") or [])
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+        source = workflow.get(str(value[0]))
+        if source is None:
+            return [f"{where}: links to node {value[0]}, which the workflow lacks"]
+        outputs = (object_info.get(source["class_type"]) or {}).get("output") or []
+        if value[1] >= len(outputs):
+            return [f"{where}: node {value[0]} has no output {value[1]}"]
+        if isinstance(kind, str) and outputs[value[1]] != kind:
+            return [f"{where}: expects {kind}, gets {outputs[value[1]]} from node {value[0]}"]
+        return []
+    if isinstance(kind, list) and value not in kind:
+        shown = ", ".join(map(str, kind[:8])) + (" …" if len(kind) > 8 else "")
+        return [f"{where}: {value!r} is not one of its choices ({shown or 'none available'})"]
+    return []
