@@ -37,12 +37,16 @@ def test_every_program_runs_and_the_health_check_passes(appliance):
         lambda: (s := appliance.states()) and all(v == "RUNNING" for v in s.values()) and s,
         "every program RUNNING",
     )
-    assert {"trainpilot", "tagpilot"} <= set(states)
+    assert set(states) == {"trainpilot", "tagpilot", "controlpilot", "comfybridge"}
     port = appliance.env["LORAPILOT_TAGPILOT_PORT"]
     appliance.wait_for(lambda: healthz(port) == 200, "TagPilot's /healthz")
+    control_port = appliance.env["LORAPILOT_CONTROLPILOT_PORT"]
+    appliance.wait_for(lambda: healthz(control_port) == 200, "ControlPilot's /healthz")
     health = appliance.run("lorapilot-appliance", "health", "--config", str(appliance.config))
     assert "trainpilot: RUNNING" in health.stdout
     assert f"tagpilot: RUNNING http://127.0.0.1:{port}/healthz answered 200" in health.stdout
+    control = appliance.env["LORAPILOT_CONTROLPILOT_PORT"]
+    assert f"controlpilot: RUNNING http://127.0.0.1:{control}/healthz answered 200" in health.stdout
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
         assert answer.status == 200
     try:  # everything else needs the appliance password
