@@ -7,30 +7,11 @@ process; threads serve concurrent requests.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import tempfile
-from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-from lorapilot.workspace import Workspace
+from lorapilot.web.serving import prepare_service, serve
 
 DEFAULT_PORT = 7878
-
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, app: Any, options: dict[str, Any]) -> None:
-        self.application, self.options = app, options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
-                self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        return self.application
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,28 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    workspace = Workspace.from_env(args.workspace).ensure()
-    workspace.tmp.mkdir(parents=True, exist_ok=True)
-    os.environ["TMPDIR"] = str(workspace.tmp)  # temp files land in the workspace, not /tmp
-    tempfile.tempdir = None
+    workspace = prepare_service(args.workspace)
     from lorapilot.controlpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
 
     app = create_app({"CONTROLPILOT_SUPERVISOR_CONFIG": args.supervisor_config}, workspace=workspace)
-    options = {
-        "bind": f"{args.host}:{args.port}",
-        "workers": 1,
-        "worker_class": "gthread",
-        "threads": args.threads,
-        "timeout": 600,  # a LoRA download may hold a thread for a while
-        "graceful_timeout": 10,
-        "accesslog": "-",
-        "errorlog": "-",
-        "control_socket_disable": True,  # gunicorn 24+ would otherwise create ~/.gunicorn/gunicorn.ctl
-    }
-    if os.path.isdir("/dev/shm"):
-        options["worker_tmp_dir"] = "/dev/shm"  # the heartbeat file; never the workspace volume or /tmp
-    _Gunicorn(app, options).run()
+    serve(app, args.host, args.port, args.threads)
 
 
 if __name__ == "__main__":

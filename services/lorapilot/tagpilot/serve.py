@@ -7,31 +7,12 @@ live in that process; threads serve concurrent requests.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import tempfile
-from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-from lorapilot.workspace import Workspace
+from lorapilot.web.serving import prepare_service, serve
 
 MB = 1024 * 1024
 DEFAULT_PORT = 7861
-
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, app: Any, options: dict[str, Any]) -> None:
-        self.application, self.options = app, options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
-                self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        return self.application
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,12 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    workspace = Workspace.from_env(args.workspace).ensure()
-    workspace.tmp.mkdir(parents=True, exist_ok=True)
-    # Temp files of the libraries (torch, onnxruntime, transformers) land in the workspace too, not /tmp.
-    os.environ["TMPDIR"] = str(workspace.tmp)
-    tempfile.tempdir = None
+    workspace = prepare_service(args.workspace)
     from lorapilot.tagpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
 
     app = create_app(
@@ -66,20 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         workspace=workspace,
     )
-    options = {
-        "bind": f"{args.host}:{args.port}",
-        "workers": 1,
-        "worker_class": "gthread",
-        "threads": args.threads,
-        "timeout": 600,  # a big zip upload or download may hold a thread for minutes
-        "graceful_timeout": 10,
-        "accesslog": "-",
-        "errorlog": "-",
-        "control_socket_disable": True,  # gunicorn 24+ would otherwise create ~/.gunicorn/gunicorn.ctl
-    }
-    if os.path.isdir("/dev/shm"):
-        options["worker_tmp_dir"] = "/dev/shm"  # the heartbeat file; never the workspace volume or /tmp
-    _Gunicorn(app, options).run()
+    serve(app, args.host, args.port, args.threads)
 
 
 if __name__ == "__main__":
