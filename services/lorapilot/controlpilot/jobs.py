@@ -16,7 +16,7 @@ from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
 from lorapilot.spec import SpecError, SpecIssue
 from lorapilot.spec.issues import _UNSET as UNSET  # the marker of an issue that names no value
 from lorapilot.spool import JobNotFoundError, JobRecord, NameTakenError, Spool, WrongStateError
-from lorapilot.trainpilot.commands import _mark as mark_status  # the CLI's own status.json update
+from lorapilot.spool.status import mark_state
 from lorapilot.trainpilot.views import all_views, job_view
 from lorapilot.web.app import workspace_of
 
@@ -166,7 +166,7 @@ def cancel_job(ref: str) -> Response:
     the_spool = spool()
     record, now = the_spool.cancel(ref)
     if now:
-        mark_status(the_spool, record, "cancelled")
+        mark_state(the_spool.run_folder(record), "cancelled")
     return jsonify(id=record.id, name=record.name, cancelled=now, stopping=not now)
 
 
@@ -174,7 +174,7 @@ def cancel_job(ref: str) -> Response:
 def retry_job(ref: str) -> Response:
     the_spool = spool()
     record = the_spool.retry(ref)
-    mark_status(the_spool, record, "queued")
+    mark_state(the_spool.run_folder(record), "queued")
     return jsonify(id=record.id, name=record.name, state=record.state.value)
 
 

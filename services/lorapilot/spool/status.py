@@ -58,3 +58,13 @@ def read_status(folder: Path) -> RunStatus | None:
         return RunStatus.model_validate_json((folder / STATUS_FILE).read_bytes())
     except (OSError, ValidationError):
         return None
+
+
+def mark_state(folder: Path | None, state: str) -> None:
+    """Keep a run's status.json in step with a spool move made without a daemon (cancel, retry)."""
+    status = read_status(folder) if folder is not None else None
+    if status is not None:
+        update = {"state": state, "error": None, "pid": None, "updated_at": utcnow()}
+        if state == "cancelled":
+            update["finished_at"] = utcnow()
+        write_status(folder, status.model_copy(update=update))

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from lorapilot.spool import Job, JobRecord, JobState, Spool, read_status, write_status
-from lorapilot.spool.status import utcnow
+from lorapilot.spool import Job, JobRecord, JobState, Spool
+from lorapilot.spool.status import mark_state
 from lorapilot.trainpilot.follow import Follower, tail
 from lorapilot.trainpilot.options import add_spec_options, add_workspace, load_for
 from lorapilot.trainpilot.views import all_views, describe, job_view, log_path, table
@@ -122,7 +122,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record, now = spool.cancel(args.job)
     if now:
-        _mark(spool, record, "cancelled")
+        mark_state(spool.run_folder(record), "cancelled")
         print(f"cancelled {record.name} ({record.id})")
         return EXIT_OK
     print(f"asked the daemon to stop {record.name}; it saves its state first", file=sys.stderr)
@@ -145,20 +145,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record = spool.retry(args.job)
-    _mark(spool, record, "queued")
+    mark_state(spool.run_folder(record), "queued")
     print(f"queued {record.name} ({record.id}) again; it resumes from its last saved state")
     return EXIT_OK
-
-
-def _mark(spool: Spool, record: JobRecord, state: str) -> None:
-    """Keep status.json in step with a move the CLI made itself (no daemon was involved)."""
-    folder = spool.run_folder(record)
-    status = read_status(folder) if folder is not None else None
-    if status is not None:
-        update = {"state": state, "error": None, "pid": None, "updated_at": utcnow()}
-        if state == "cancelled":
-            update["finished_at"] = utcnow()
-        write_status(folder, status.model_copy(update=update))
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
