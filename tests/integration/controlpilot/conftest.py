@@ -1,9 +1,9 @@
-"""The appliance under the repo's own supervisord.conf (trainpilot daemon + TagPilot) on a throwaway
-workspace, with a real ControlPilot process (the `controlpilot` console script) managing it.
+"""The appliance under the repo's own supervisord.conf (trainpilot daemon, TagPilot, ControlPilot,
+the ComfyUI bridge) on a throwaway workspace; the tests drive ControlPilot.
 
 Like tests/integration/appliance/conftest.py: the config is copied byte for byte beside its own
-`.run/` socket folder. ControlPilot is not a supervisord program yet, so the fixture starts it and
-points `--supervisor-config` at the copy. Everything is stopped by PID or over the socket.
+`.run/` socket folder, so ControlPilot's `--supervisor-config %(here)s/...` points at the copy.
+Everything is stopped over the socket (or by process group if supervisord hangs).
 """
 
 from __future__ import annotations
@@ -106,45 +106,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    log = root / "controlpilot.log"
-    with log.open("wb") as out:
-        controlpilot = subprocess.Popen(
-            [
-                str(BIN / "controlpilot"),
-                f"--port={port}",
-                f"--workspace={ws.root}",
-                f"--supervisor-config={config}",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     stack = Stack(f"http://127.0.0.1:{port}", ws, config, env)
     try:
         wait_for(lambda: requests.get(f"{stack.url}/healthz", timeout=2).ok, "ControlPilot's /healthz")
         wait_for(
-            lambda: (s := stack.states()) and s.get("trainpilot") == s.get("tagpilot") == "RUNNING",
-            "trainpilot and tagpilot RUNNING",
+            lambda: (
+                (s := stack.states())
+                and s.get("trainpilot") == s.get("tagpilot") == s.get("controlpilot") == "RUNNING"
+            ),
+            "trainpilot, tagpilot and controlpilot RUNNING",
         )
         yield stack
     finally:
-        _stop(controlpilot)
         try:
             supervisor_proxy(config).supervisor.shutdown()
             supervisord.wait(timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             os.killpg(supervisord.pid, signal.SIGKILL)
             supervisord.wait(timeout=10)
+        log = ws.logs / "controlpilot.log"  # supervisord runs ControlPilot as a program of its own
         if log.is_file():
             sys.stderr.write(log.read_text()[-2000:])
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM by PID (gunicorn stops its worker), SIGKILL if it lingers; never by name."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
