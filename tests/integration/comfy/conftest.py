@@ -1,4 +1,4 @@
-"""A fake ComfyUI (fake_comfyui.py) serving a workspace's models/ folder, and tiny trained LoRAs."""
+"""A fake ComfyUI (lorapilot.testing.comfyui_server) serving a workspace's models/, and tiny LoRAs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the test helpers beside this file
 
-from fake_comfyui import FakeComfyUI
 
+from lorapilot.testing.comfyui_server import FakeComfyUI
 from lorapilot.workspace import Workspace
 
 

@@ -1,5 +1,6 @@
-"""The ComfyUI client over real HTTP and websocket sockets, against fake_comfyui.py (ComfyUI itself
-is not installable from the package registries, so a local server implements its documented API)."""
+"""The ComfyUI client over real HTTP and websocket sockets, against lorapilot.testing.comfyui_server
+(ComfyUI itself is not installable from the package registries, so a local server implements its
+documented API)."""
 
 from __future__ import annotations
 

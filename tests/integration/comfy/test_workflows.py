@@ -1,13 +1,14 @@
 """Every family's workflow uses only node classes and inputs of the object_info document built from
-ComfyUI's published node definitions (comfy_nodes.py), and the fake server accepts each one."""
+ComfyUI's published node definitions
+(lorapilot.testing.comfyui_nodes), and the fake server accepts each one."""
 
 from __future__ import annotations
 
 import pytest
-from comfy_nodes import object_info
 
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.workflows import BUILDERS, Base, LoraUse, Render, build, check
+from lorapilot.testing.comfyui_nodes import object_info
 
 BASES = {
     "sd15": {"ckpt_name": "base-sd15.safetensors"},

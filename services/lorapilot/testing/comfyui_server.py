@@ -1,4 +1,4 @@
-"""A local stand-in for ComfyUI's HTTP + websocket API, for tests only.
+"""A local stand-in for ComfyUI's HTTP + websocket API, for tests only (aiohttp: the `dev` extra).
 
 ComfyUI is not installable from the package registries, so the bridge's client is tested against
 this server, which implements the documented contract of Comfy-Org/ComfyUI `server.py` for the
@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from comfy_nodes import object_info
 from PIL import Image
+
+from lorapilot.testing.comfyui_nodes import object_info
 
 
 @dataclass
