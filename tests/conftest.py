@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -23,3 +25,14 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from lorapilot.testing.tiny_models import ensure_tiny_models  # noqa: PLC0415
 
     return ensure_tiny_models(tmp_path_factory.mktemp("tiny-models"), single_file=True)
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest):
+    """A headless Chromium page; screenshots (`page.shot(step)`) go to test-artifacts/<test folder>/."""
+    from lorapilot.testing.browser import CHROMIUM, MISSING, chromium_page  # noqa: PLC0415
+
+    if CHROMIUM is None:
+        pytest.skip(MISSING)
+    with chromium_page(REPO / "test-artifacts" / request.path.parent.name) as page:
+        yield page

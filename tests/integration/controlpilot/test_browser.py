@@ -1,19 +1,20 @@
-"""Acceptance 1 and 6: in headless Chromium, log in, start a quick_test job on the tiny SD1.5 model
-from the Training form, watch it reach 100 %, see the loss plot and a sample, download the LoRA —
-while the same job's progress is followed through ControlPilot's API. Screenshots of each step are
-kept in test-artifacts/controlpilot/."""
+"""The appliance end to end (issue 8 acceptance 1 and 6, issue 9 acceptance 5): in headless Chromium,
+log in, start a quick_test job on the tiny SD1.5 model from the Training form, watch it reach 100 %,
+see the loss plot and a sample, download the LoRA — while the same job's progress is followed through
+ControlPilot's API — and end with the ComfyUI bridge publishing the LoRA to models/loras/ and
+rendering a strength-sweep contact sheet through the fake ComfyUI. Screenshots of each step are kept
+in test-artifacts/controlpilot/."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import shutil
-from pathlib import Path
+import stat
 
-import pytest
+from PIL import Image
 from safetensors import safe_open
 
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "controlpilot"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OVERRIDES = [
     "model.path=/workspace/models/diffusers/tiny-sd15",
     "model.weight_dtype=fp32",
@@ -28,36 +29,17 @@ OVERRIDES = [
 ]
 
 
-@pytest.fixture
-def page():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (scripts/bootstrap installs it when run as root)")
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.errors = []
-            page.on("pageerror", lambda error: page.errors.append(str(error)))
-            yield page
-        finally:
-            browser.close()
-
-
-def _shot(page, step: str) -> None:
-    page.screenshot(path=ARTIFACTS / f"{step}.png", full_page=True)
-
-
-def test_start_a_quick_test_job_watch_it_finish_and_download_the_lora(page, stack, tmp_path):
+def test_start_a_quick_test_job_watch_it_finish_download_the_lora_and_see_it_in_comfyui(
+    page, stack, comfyui, tmp_path
+):
     from playwright.sync_api import expect  # noqa: PLC0415
 
-    page.goto(stack.url + "/")
+    url = stack.url("controlpilot")
+    page.goto(url + "/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))
     page.fill("#password", stack.password)
     page.click("button[type=submit]")
-    expect(page).to_have_url(stack.url + "/")
+    expect(page).to_have_url(url + "/")
     expect(page.locator("#cpu")).to_contain_text("CPU")
     expect(page.locator("#no-gpu, .gpu").first).to_be_visible()  # a GPU card, or the no-GPU reason
     expect(page.locator('#services-table tr[data-service="tagpilot"]')).to_contain_text("RUNNING")
@@ -71,7 +53,7 @@ def test_start_a_quick_test_job_watch_it_finish_and_download_the_lora(page, stac
     page.fill("#start-overrides", "\n".join(OVERRIDES))
     page.click("#validate-button")
     expect(page.locator("#validation")).to_contain_text("valid: browser, sd15, 6 steps")
-    _shot(page, "01-start-form")
+    page.shot("01-start-form")
     page.click("#start-button")
     expect(page.locator("#validation")).to_contain_text("queued browser")
     row = page.locator("#jobs-table tbody tr", has_text="browser")
@@ -81,7 +63,7 @@ def test_start_a_quick_test_job_watch_it_finish_and_download_the_lora(page, stac
     api = stack.client()
     job_id = api.ok("GET", "/api/jobs/browser")["id"]
     row.locator("a").click()
-    expect(page).to_have_url(f"{stack.url}/jobs/{job_id}")
+    expect(page).to_have_url(f"{url}/jobs/{job_id}")
     seen = []
     for _ in range(1200):
         view = api.ok("GET", f"/api/jobs/{job_id}")
@@ -89,7 +71,7 @@ def test_start_a_quick_test_job_watch_it_finish_and_download_the_lora(page, stac
         if view["state"] in ("done", "failed", "cancelled"):
             break
         if len(seen) == 20:
-            _shot(page, "02-job-running")
+            page.shot("02-job-running")
         page.wait_for_timeout(200)
     assert view["state"] == "done", view
     assert seen == sorted(seen) and seen[-1] == 1.0
@@ -103,7 +85,7 @@ def test_start_a_quick_test_job_watch_it_finish_and_download_the_lora(page, stac
     sample = page.locator("#samples img").first
     expect(sample).to_be_visible()
     assert page.evaluate("(img) => img.naturalWidth", sample.element_handle()) == 64
-    _shot(page, "03-job-done")
+    page.shot("03-job-done")
 
     link = page.locator("#lora-link")
     expect(link).to_be_visible()
@@ -118,11 +100,28 @@ def test_start_a_quick_test_job_watch_it_finish_and_download_the_lora(page, stac
         names = handle.keys()
     assert any(name.startswith("lora_unet_") for name in names)
 
-    page.goto(stack.url + "/")  # the A/B panel: a run against itself differs nowhere, samples side by side
+    page.goto(url + "/")  # the A/B panel: a run against itself differs nowhere, samples side by side
     page.select_option("#compare-a", "browser")
     page.select_option("#compare-b", "browser")
     page.click("#compare-button")
     expect(page.locator("#compare-samples img")).to_have_count(2 * len(view["samples"]))
     expect(page.locator("#compare-table tbody tr")).to_have_count(0)
-    _shot(page, "04-dashboard")
+    page.shot("04-dashboard")
     assert page.errors == []
+
+    # issue 9 acceptance 5: the bridge publishes the LoRA and test-renders it through ComfyUI
+    published = stack.workspace.models / "loras" / "browser.safetensors"
+    sheet = stack.workspace.outputs / "browser" / "comfy" / "contact_sheet.png"
+    stack.wait_for(sheet.is_file, "the strength-sweep contact sheet", timeout=120)
+    assert published.read_bytes() == saved.read_bytes()
+    assert stat.S_IMODE(os.stat(published).st_mode) == 0o644
+    sidecar = json.loads(published.with_suffix(".json").read_text())
+    assert sidecar["job_id"] == job_id and sidecar["family"] == "sd15"
+    assert sidecar["sample_prompts"] == ["lpdemo a photo"]
+    sweep = json.loads((sheet.parent / "sweep.json").read_text())
+    assert sweep["strengths"] == [0, 0.5, 1.0]
+    loaders = [n for w in comfyui.prompts for n in w.values() if n["class_type"] == "LoraLoader"]
+    assert {n["inputs"]["lora_name"] for n in loaders} == {"browser.safetensors"}
+    assert [n["inputs"]["strength_model"] for n in loaders] == [0, 0.5, 1.0]
+    with Image.open(sheet.parent / sweep["images"][0][0]) as tile, Image.open(sheet) as image:
+        assert image.size == (3 * tile.width, tile.height + 18)  # a labelled column per strength

@@ -4,38 +4,9 @@ to all, export. Screenshots of each step are kept in test-artifacts/tagpilot/.""
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
-from pathlib import Path
-
-import pytest
 
 from lorapilot.testing.sample_photos import write_broken_files, write_photos
-
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "tagpilot"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-def page():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (scripts/bootstrap installs it when run as root)")
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.errors = []
-            page.on("pageerror", lambda error: page.errors.append(str(error)))
-            yield page
-        finally:
-            browser.close()
-
-
-def _shot(page, step: str) -> None:
-    page.screenshot(path=ARTIFACTS / f"{step}.png", full_page=True)
 
 
 def test_log_in_upload_caption_trigger_and_export_in_the_browser(page, server, tmp_path):
@@ -52,7 +23,7 @@ def test_log_in_upload_caption_trigger_and_export_in_the_browser(page, server, t
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_have_text("wrong password")
     page.fill("#password", server.password)
-    _shot(page, "01-login")
+    page.shot("01-login")
     page.click("button[type=submit]")
     expect(page).to_have_url(server.url + "/")
 
@@ -65,7 +36,7 @@ def test_log_in_upload_caption_trigger_and_export_in_the_browser(page, server, t
     expect(page.locator(".thumb")).to_have_count(4)
     expect(page.locator("#upload-result")).to_contain_text("notes.jpg: not an image")
     expect(page.locator("#status")).to_have_text("Uploaded 4 image(s); 1 refused.")
-    _shot(page, "02-uploaded")
+    page.shot("02-uploaded")
 
     page.locator(".thumb", has_text="chelsea.png").click()
     expect(page.locator("#caption-editor")).to_be_focused()
@@ -77,7 +48,7 @@ def test_log_in_upload_caption_trigger_and_export_in_the_browser(page, server, t
     page.keyboard.type("a cup of coffee")
     page.keyboard.press("Control+Enter")
     expect(page.locator("#editor-name")).to_contain_text("rocket.jpg")
-    _shot(page, "03-caption-edited")
+    page.shot("03-caption-edited")
 
     page.fill("#trigger-word", "lpxcat")
     page.click("#apply-trigger")
@@ -85,7 +56,7 @@ def test_log_in_upload_caption_trigger_and_export_in_the_browser(page, server, t
     expect(page.locator(".thumb", has_text="chelsea.png")).to_contain_text("lpxcat, a ginger cat looking up")
     page.locator("#tags-panel summary").click()
     expect(page.locator("#tag-table tbody tr").first).to_contain_text("lpxcat")
-    _shot(page, "04-trigger-word")
+    page.shot("04-trigger-word")
 
     expect(page.locator("#export-repeats")).to_have_value("38")  # the suggestion for 4 images
     page.fill("#export-repeats", "3")
@@ -94,7 +65,7 @@ def test_log_in_upload_caption_trigger_and_export_in_the_browser(page, server, t
         f"Exported 4 images to /workspace/datasets/images/3_{name}"
     )
     page.locator("#report-panel summary").click()
-    _shot(page, "05-exported")
+    page.shot("05-exported")
 
     folder = server.workspace.images / f"3_{name}"
     captions = {path.stem: path.read_text().strip() for path in folder.glob("*.txt")}
