@@ -1,10 +1,14 @@
 # LoRA Pilot appliance: the trainer daemon and web services under supervisord, /workspace as the volume.
 #   docker build -t lorapilot .
 #   docker run --gpus all -p 7861:7861 -p 7878:7878 -v lorapilot:/workspace lorapilot
+# With ComfyUI inside (supervisord program comfyui, port 8188, models from /workspace/models):
+#   docker build --build-arg WITH_COMFYUI=1 -t lorapilot:comfyui .
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ARG TORCH_VERSION=2.11.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
+ARG WITH_COMFYUI=0
+ARG COMFYUI_REF=v0.8.1
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
@@ -23,7 +27,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-venv python3-dev tini ca-certificates libgl1 libglib2.0-0 \
+        python3 python3-venv python3-dev tini ca-certificates libgl1 libglib2.0-0 git \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv "$VIRTUAL_ENV"
 
@@ -38,6 +42,13 @@ COPY pyproject.toml README.md ./
 RUN mkdir -p services/lorapilot && touch services/lorapilot/__init__.py \
     && pip install ".[gpu]" "torch==${TORCH_VERSION}" --extra-index-url "${TORCH_INDEX}" \
     && pip uninstall -y lorapilot
+
+# ComfyUI, optionally, at a pinned release, in the same environment (sharing the CUDA torch above).
+# hadolint ignore=DL3013
+RUN if [ "${WITH_COMFYUI}" = "1" ]; then \
+        git clone --depth 1 --branch "${COMFYUI_REF}" https://github.com/comfyanonymous/ComfyUI /opt/ComfyUI \
+        && pip install -r /opt/ComfyUI/requirements.txt "torch==${TORCH_VERSION}" --extra-index-url "${TORCH_INDEX}"; \
+    fi
 
 # The package itself, the supervisor configuration, the workspace skeleton and the entrypoint.
 COPY services ./services

@@ -17,5 +17,9 @@ unset hf_token
 
 lorapilot-appliance bootstrap --workspace "$LORAPILOT_WORKSPACE"
 
+# ComfyUI starts with the appliance only when the image was built with it (WITH_COMFYUI=1).
+LORAPILOT_COMFYUI_AUTOSTART="$(lorapilot-appliance comfyui --installed || true)"
+export LORAPILOT_COMFYUI_AUTOSTART
+
 mkdir -p /opt/lorapilot/.run
 exec supervisord -n -c /opt/lorapilot/supervisord.conf

@@ -7,6 +7,7 @@ import configparser
 import sys
 from pathlib import Path
 
+from lorapilot.appliance import comfyui
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.web.credentials import CredentialsError
@@ -22,9 +23,23 @@ def main(argv: list[str] | None = None) -> int:
     health.add_argument(
         "--config", type=Path, default=Path("supervisord.conf"), help="supervisord.conf (default: ./)"
     )
+    comfy = sub.add_parser("comfyui", help="run ComfyUI on the workspace's models (when the image has it)")
+    comfy.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    comfy.add_argument("--host", default="127.0.0.1")
+    comfy.add_argument("--port", type=int, default=8188)
+    comfy.add_argument(
+        "--installed",
+        action="store_true",
+        help=f"only answer: print true/false, exit 0 when ComfyUI is installed (${comfyui.COMFYUI_DIR_ENV})",
+    )
     args = parser.parse_args(argv)
     if args.command == "health":
         return _health(args.config)
+    if args.command == "comfyui":
+        if args.installed:
+            print("true" if comfyui.installed() else "false")
+            return 0 if comfyui.installed() else 1
+        return comfyui.run(Workspace.from_env(args.workspace), args.host, args.port)
     ws = Workspace.from_env(args.workspace)
     try:
         report = bootstrap(ws)

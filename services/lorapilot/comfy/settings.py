@@ -1,4 +1,5 @@
 """The bridge's settings: `config/comfy.yaml` in the workspace, `LORAPILOT_COMFY_URL` over its url.
+Without either, the URL is the appliance's own ComfyUI: 127.0.0.1 on `LORAPILOT_COMFYUI_PORT` (8188).
 
 ```yaml
 url: http://127.0.0.1:8188
@@ -27,6 +28,7 @@ from lorapilot.comfy.workflows import Base
 from lorapilot.workspace import Workspace
 
 URL_ENV = "LORAPILOT_COMFY_URL"
+PORT_ENV = "LORAPILOT_COMFYUI_PORT"  # the appliance's own ComfyUI (supervisord program comfyui)
 SETTINGS_FILE = "comfy.yaml"
 DEFAULT_STRENGTHS = (0.0, 0.5, 0.8, 1.0)
 _KEYS = {"url", "test_after_publish", "strengths", "bases"}
@@ -41,6 +43,11 @@ class ComfySettings:
 
     def base(self, family: str) -> Base:
         return Base(dict(self.bases.get(family) or {}))
+
+
+def own_comfyui_url() -> str:
+    port = os.environ.get(PORT_ENV)
+    return f"http://127.0.0.1:{port}" if port else DEFAULT_URL
 
 
 def load_settings(workspace: Workspace) -> ComfySettings:
@@ -66,7 +73,7 @@ def load_settings(workspace: Workspace) -> ComfySettings:
     except (TypeError, ValueError):
         raise SettingsError(f"{path}: strengths must be a list of numbers, e.g. [0, 0.5, 0.8, 1.0]") from None
     return ComfySettings(
-        url=os.environ.get(URL_ENV) or data.get("url") or DEFAULT_URL,
+        url=os.environ.get(URL_ENV) or data.get("url") or own_comfyui_url(),
         test_after_publish=bool(data.get("test_after_publish", True)),
         strengths=strengths,
         bases={str(k): {str(a): str(b) for a, b in v.items()} for k, v in bases.items()},

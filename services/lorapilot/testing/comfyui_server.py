@@ -49,6 +49,8 @@ class FakeComfyUI:
     sockets: dict[str, list[web.WebSocketResponse]] = field(default_factory=dict)
     counter: int = 0
     url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> FakeComfyUI:
@@ -64,10 +66,10 @@ class FakeComfyUI:
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self.app())
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         self._loop.run_until_complete(site.start())
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{self.host}:{port}"
         ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self._runner.cleanup())
@@ -360,3 +362,38 @@ class FakeComfyUI:
 
 def _reject(error: dict[str, Any], node_errors: dict | None = None) -> web.Response:
     return web.json_response({"error": error, "node_errors": node_errors or {}}, status=400)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve on ComfyUI's own command line (the part `lorapilot-appliance comfyui` passes), so a test
+    can stand this server in for a ComfyUI checkout's main.py under supervisord."""
+    import argparse  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    import yaml  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="fake ComfyUI")
+    parser.add_argument("--listen", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--extra-model-paths-config", type=Path, required=True)
+    parser.add_argument("--output-directory", type=Path, required=True)
+    parser.add_argument("--input-directory", type=Path, required=True)
+    parser.add_argument("--user-directory", type=Path)
+    parser.add_argument("--disable-auto-launch", action="store_true")
+    args = parser.parse_args(argv)
+    paths = yaml.safe_load(args.extra_model_paths_config.read_text(encoding="utf-8"))
+    models = Path(next(iter(paths.values()))["base_path"])
+    server = FakeComfyUI(
+        models, args.output_directory, args.input_directory, host=args.listen, port=args.port
+    )
+    server.start()
+    print(f"fake ComfyUI at {server.url}, models from {models}", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lorapilot.comfy.errors import SettingsError
-from lorapilot.comfy.settings import DEFAULT_STRENGTHS, URL_ENV, load_settings
+from lorapilot.comfy.settings import DEFAULT_STRENGTHS, PORT_ENV, URL_ENV, load_settings
 from lorapilot.workspace import Workspace
 
 
@@ -16,9 +16,12 @@ def ws(tmp_path):
 
 def test_defaults_without_a_file(ws, monkeypatch):
     monkeypatch.delenv(URL_ENV, raising=False)
+    monkeypatch.delenv(PORT_ENV, raising=False)
     settings = load_settings(ws)
     assert settings.url == "http://127.0.0.1:8188"
     assert settings.strengths == DEFAULT_STRENGTHS and settings.test_after_publish
+    monkeypatch.setenv(PORT_ENV, "8300")  # the appliance's own ComfyUI on another port
+    assert load_settings(ws).url == "http://127.0.0.1:8300"
 
 
 def test_file_and_environment(ws, monkeypatch):
