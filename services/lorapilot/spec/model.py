@@ -78,7 +78,8 @@ class NetworkSpec(Section):
 
     @model_validator(mode="after")
     def _defaults(self) -> NetworkSpec:
-        if self.type == "dora":
+        # Each assignment re-runs this validator (validate_assignment), so each is guarded to run once.
+        if self.type == "dora" and not self.dora:
             self.dora = True
         if self.conv_dim is not None and self.type == "lora":
             self.type = "locon"

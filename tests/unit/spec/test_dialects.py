@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import yaml
+
 from lorapilot.testing.tiny_models import single_file_path
 
 CONFIGS = Path(__file__).resolve().parents[2] / "fixtures" / "configs"
@@ -168,3 +170,16 @@ def test_dialect_can_be_forced(validate, guide_workspace):
     forced = validate(CONFIGS / "aitoolkit_flux.yaml", "--dialect", "kohya", workspace=guide_workspace)
     assert forced.rc == 2
     assert "job: unknown key" in forced.err
+
+
+def test_aitoolkit_dora_network_type_validates_to_dora(validate, guide_workspace, tmp_path):
+    document = yaml.safe_load((CONFIGS / "aitoolkit_flux.yaml").read_text())
+    process = document["config"]["process"][0]
+    process["model"] = {"name_or_path": str(guide_workspace.models / "stable-diffusion-xl-base-1.0")}
+    process["network"] = {"type": "dora", "linear": 8, "linear_alpha": 8}
+    config = tmp_path / "dora.yaml"
+    config.write_text(yaml.safe_dump(document))
+    result = validate(config, workspace=guide_workspace)
+    assert result.rc == 0, result.err
+    network = result.spec["network"]
+    assert (network["type"], network["dora"], network["dim"]) == ("dora", True, 8)
