@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # the test helpers beside this file
-
 
 from lorapilot.testing.comfyui_server import FakeComfyUI
 from lorapilot.workspace import Workspace
@@ -42,7 +38,7 @@ def fake_comfy(comfy_ws: Workspace, tmp_path: Path) -> Iterator[FakeComfyUI]:
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> dict[str, Path]:
     """Two real tiny SD1.5 LoRA runs of the same name (different seeds, so different bytes)."""
-    from trained import train_tiny  # noqa: PLC0415
+    from lorapilot.testing.trained_runs import train_tiny  # noqa: PLC0415
 
     root = tmp_path_factory.mktemp("runs")
     return {

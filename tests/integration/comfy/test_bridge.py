@@ -15,11 +15,11 @@ from pathlib import Path
 
 import yaml
 from PIL import Image
-from trained import add_done_job
 
 from lorapilot.comfy.bridge import STATE_FILE, Bridge, render_sweep
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.settings import load_settings
+from lorapilot.testing.trained_runs import add_done_job
 from lorapilot.trainpilot.cli import main as trainpilot
 
 COMFYBRIDGE = shutil.which("comfybridge") or str(Path(sys.executable).with_name("comfybridge"))

@@ -8,10 +8,10 @@ import os
 import stat
 
 import pytest
-from trained import add_done_job
 
 from lorapilot.comfy.errors import PublishError
 from lorapilot.comfy.publish import publish, sha256_of
+from lorapilot.testing.trained_runs import add_done_job
 from lorapilot.trainpilot.cli import main as trainpilot
 
 

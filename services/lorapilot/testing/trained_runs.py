@@ -1,4 +1,5 @@
-"""Real LoRAs from the engine (tiny SD1.5 at 64 px) and finished jobs in a workspace's spool."""
+"""Real LoRAs from the engine (tiny SD1.5 at 64 px) and finished jobs in a workspace's spool, for the
+tests of everything that consumes a finished run (the ComfyUI bridge, ControlPilot's library)."""
 
 from __future__ import annotations
 
