@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from lorapilot.controlpilot import compare, jobs, monitor, pages, services
+from lorapilot.controlpilot import comfy_actions, compare, jobs, models, monitor, pages, services
 from lorapilot.controlpilot.errors import ControlPilotError
 from lorapilot.spec import SpecError
 from lorapilot.spool import SpoolError
@@ -32,8 +32,10 @@ def create_app(test_config: dict[str, Any] | None = None, workspace: Workspace |
     app.config["CONTROLPILOT_SUPERVISOR_CONFIG"] = Path(config) if config else None
     jobs.init_app(app)
     compare.init_app(app)
+    comfy_actions.init_app(app)
     monitor.init_app(app)
     services.init_app(app)
+    models.init_app(app)
     pages.init_app(app)
     app.register_error_handler(ControlPilotError, _error)
     app.register_error_handler(SpoolError, _spool_error)

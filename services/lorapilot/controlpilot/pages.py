@@ -7,12 +7,13 @@ nothing fetched from elsewhere; the loss plot is inline SVG drawn from metrics.j
 from __future__ import annotations
 
 import os
-from importlib import resources
 
-from flask import Blueprint, Flask, Response, abort, render_template
+from flask import Blueprint, Flask, Response, render_template
+
+from lorapilot.web.assets import asset_response
 
 bp = Blueprint("pages", __name__, template_folder="templates")
-_ASSETS = {"controlpilot.js": "text/javascript", "controlpilot.css": "text/css"}
+_ASSETS = frozenset({"page_common.js", "controlpilot.js", "controlpilot.css", "models.js", "models.css"})
 
 
 def init_app(app: Flask) -> None:
@@ -21,22 +22,19 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/")
 def index() -> str:
-    return render_template("controlpilot.html", job="", tagpilot_port=_tagpilot_port())
+    return render_template("controlpilot.html", job="", tagpilot_port=tagpilot_port())
 
 
 @bp.get("/jobs/<ref>")
 def job_page(ref: str) -> str:
-    return render_template("controlpilot.html", job=ref, tagpilot_port=_tagpilot_port())
+    return render_template("controlpilot.html", job=ref, tagpilot_port=tagpilot_port())
 
 
 @bp.get("/assets/<name>")
 def asset(name: str) -> Response:
-    if name not in _ASSETS:
-        abort(404)
-    text = (resources.files("lorapilot.controlpilot") / "assets" / name).read_text(encoding="utf-8")
-    return Response(text, mimetype=_ASSETS[name], headers={"Cache-Control": "no-cache"})
+    return asset_response("lorapilot.controlpilot", name, _ASSETS)
 
 
-def _tagpilot_port() -> str:
+def tagpilot_port() -> str:
     """TagPilot's port, for the link in the header (same host, its own port)."""
     return os.environ.get("LORAPILOT_TAGPILOT_PORT", "7861")

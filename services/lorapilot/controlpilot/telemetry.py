@@ -73,4 +73,6 @@ def _point(report: dict[str, Any]) -> dict[str, Any]:
         "memory_percent": report["host"]["memory"]["percent"],
         "gpu_utilization_percent": [g["utilization_percent"] for g in gpus],
         "gpu_memory_used_bytes": [g["memory_used_bytes"] for g in gpus],
+        "gpu_temperature_c": [g["temperature_c"] for g in gpus],
+        "gpu_power_w": [g["power_w"] for g in gpus],
     }

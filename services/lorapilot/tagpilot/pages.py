@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from flask import Blueprint, Flask, Response, render_template
 
-from flask import Blueprint, Flask, Response, abort, render_template
+from lorapilot.web.assets import asset_response
 
 bp = Blueprint("pages", __name__, template_folder="templates")
-_ASSETS = {"tagpilot.js": "text/javascript", "tagpilot.css": "text/css"}
+_ASSETS = frozenset({"tagpilot.js", "tagpilot.css"})
 
 
 def init_app(app: Flask) -> None:
@@ -21,7 +21,4 @@ def index() -> str:
 
 @bp.get("/assets/<name>")
 def asset(name: str) -> Response:
-    if name not in _ASSETS:
-        abort(404)
-    text = (resources.files("lorapilot.tagpilot") / "assets" / name).read_text(encoding="utf-8")
-    return Response(text, mimetype=_ASSETS[name], headers={"Cache-Control": "no-cache"})
+    return asset_response("lorapilot.tagpilot", name, _ASSETS)

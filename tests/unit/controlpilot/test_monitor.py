@@ -42,8 +42,11 @@ def test_without_a_gpu_the_telemetry_says_so_with_the_reason(session):
 @pytest.mark.gpu
 @pytest.mark.skipif(not _has_gpu(), reason="needs an NVIDIA GPU and driver for NVML")
 def test_nvml_reports_each_gpu(session):
-    report = session.ok("GET", "/api/telemetry")["gpu"]
+    telemetry = session.ok("GET", "/api/telemetry")
+    report = telemetry["gpu"]
     assert report["available"] is True and report["driver"]
+    last = telemetry["history"][-1]  # the sparklines' series: one value per GPU
+    assert len(last["gpu_temperature_c"]) == len(last["gpu_power_w"]) == len(report["gpus"])
     first = report["gpus"][0]
     assert first["name"] and first["memory_total_bytes"] > 0
     assert 0 <= first["memory_used_bytes"] <= first["memory_total_bytes"]

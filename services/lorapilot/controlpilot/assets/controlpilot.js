@@ -2,36 +2,7 @@
 // Vanilla JS; every state-changing request sends the session's CSRF token.
 "use strict";
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const $ = (selector) => document.querySelector(selector);
 const jobRef = document.body.dataset.job;
-
-async function api(method, path, body) {
-  const options = { method, headers: { "X-CSRF-Token": csrf, Accept: "application/json" } };
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  const reply = await fetch(path, options);
-  const data = await reply.json().catch(() => ({ error: reply.statusText }));
-  if (!reply.ok) {
-    const error = new Error(data.error || reply.statusText);
-    error.data = data;
-    throw error;
-  }
-  return data;
-}
-
-function say(text) { $("#status").textContent = text; }
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : String(child));
-  return node;
-}
 
 function duration(seconds) {
   if (seconds == null) return "-";
@@ -39,19 +10,6 @@ function duration(seconds) {
   if (seconds < 60) return `${seconds} s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
   return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
-}
-
-function bytes(value) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) { value /= 1024; i += 1; }
-  return `${value.toFixed(1)} ${units[i]}`;
-}
-
-function progressBar(fraction, text) {
-  const bar = el("div", { class: "bar" });
-  bar.style.width = `${Math.round(fraction * 100)}%`;
-  return el("div", { class: "progress" }, bar, el("span", {}, text));
 }
 
 function progressText(job) {
@@ -121,8 +79,28 @@ function startRequest() {
     profile: $("#start-profile").value,
     name: $("#start-name").value.trim(),
     config: $("#start-config").value,
+    format: $("#start-config").dataset.format || undefined, // from a loaded file's extension
     overrides,
   };
+}
+
+// A config file goes into the paste box, so Validate and Start send it as the pasted text and the
+// messages are those of `trainpilot validate`; the server's request limit is checked here first.
+async function loadConfigFile() {
+  const input = $("#start-config-file");
+  const file = input.files[0];
+  if (!file) return;
+  const limit = Number(input.dataset.maxBytes);
+  if (limit && file.size > limit) {
+    input.value = "";
+    showValidation(`${file.name} is ${bytes(file.size)}; ControlPilot accepts configs up to ${bytes(limit)}. `
+      + "A training config is a few KiB: is this the right file?", false);
+    return;
+  }
+  const box = $("#start-config");
+  box.value = await file.text();
+  box.dataset.format = /\.toml$/i.test(file.name) ? "toml" : "yaml"; // JSON is read as YAML
+  showValidation(`loaded ${file.name} (${bytes(file.size)}) into the config box; Validate or Start it`, true);
 }
 
 function showValidation(text, ok) {
@@ -153,24 +131,68 @@ async function submitStart(event) {
   }
 }
 
-function gpuCards(gpu) {
+// -- monitor sparklines: inline SVG, the last few minutes of each series ---------------------------
+const SVG = "http://www.w3.org/2000/svg";
+const SPARK_POINTS = 150; // drawn per series: the latest of the server's history
+function sparkline(series, values, low, high) {
+  const width = 120, height = 26;
+  const points = values.filter((v) => v != null && isFinite(v)).slice(-SPARK_POINTS);
+  const svg = document.createElementNS(SVG, "svg");
+  for (const [k, v] of Object.entries({
+    class: "spark", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `${series}, last ${points.length} samples`, "data-series": series,
+    "data-points": points.length,
+  })) svg.setAttribute(k, v);
+  if (points.length >= 2) {
+    const lo = low ?? Math.min(...points), hi = high ?? Math.max(...points);
+    const x = (i) => (i / (points.length - 1)) * (width - 2) + 1;
+    const y = (v) => hi === lo ? height / 2 // a steady value: a level line in the middle
+      : height - 2 - ((Math.min(Math.max(v, lo), hi) - lo) / (hi - lo)) * (height - 4);
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", points.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
+    svg.append(line);
+  }
+  return svg;
+}
+
+function metric(text, spark) {
+  return el("div", { class: "metric" }, el("span", {}, text), spark);
+}
+
+function gpuCards(gpu, history) {
   if (!gpu.available) return [el("div", { class: "card", id: "no-gpu" }, `No GPU: ${gpu.reason}`)];
-  return gpu.gpus.map((g) => el("div", { class: "card gpu" },
-    el("strong", {}, `GPU ${g.index}: ${g.name}`), el("br"),
-    `util ${g.utilization_percent ?? "-"} %, mem ${bytes(g.memory_used_bytes)} / ${bytes(g.memory_total_bytes)}`,
-    el("br"), `${g.temperature_c ?? "-"} °C, ${g.power_w != null ? g.power_w.toFixed(0) : "-"} W`));
+  return gpu.gpus.map((g, n) => {
+    const key = `gpu${g.index}`;
+    const series = (field) => history.map((p) => (p[field] || [])[n]);
+    const temperature = series("gpu_temperature_c"), power = series("gpu_power_w");
+    const rows = [
+      metric(`util ${g.utilization_percent ?? "-"} %`,
+        sparkline(`${key}-util`, series("gpu_utilization_percent"), 0, 100)),
+      metric(`mem ${bytes(g.memory_used_bytes)} / ${bytes(g.memory_total_bytes)}`,
+        sparkline(`${key}-mem`, series("gpu_memory_used_bytes"), 0, g.memory_total_bytes)),
+    ];
+    if (g.temperature_c != null) {
+      rows.push(metric(`${g.temperature_c} °C`, sparkline(`${key}-temp`, temperature)));
+    }
+    if (g.power_w != null) rows.push(metric(`${g.power_w.toFixed(0)} W`, sparkline(`${key}-power`, power)));
+    return el("div", { class: "card gpu", "data-gpu": g.index },
+      el("strong", {}, `GPU ${g.index}: ${g.name}`), ...rows);
+  });
 }
 
 async function refreshTelemetry() {
   const t = await api("GET", "/api/telemetry");
-  const host = t.host;
+  const host = t.host, history = t.history || [];
   $("#telemetry").replaceChildren(el("div", { class: "cards" },
-    el("div", { class: "card", id: "cpu" }, `CPU ${host.cpu_percent.toFixed(0)} % of ${host.cpu_count}`),
-    el("div", { class: "card", id: "ram" },
-      `RAM ${bytes(host.memory.used_bytes)} / ${bytes(host.memory.total_bytes)}`),
+    el("div", { class: "card", id: "cpu" }, metric(
+      `CPU ${host.cpu_percent.toFixed(0)} % of ${host.cpu_count}`,
+      sparkline("cpu", history.map((p) => p.cpu_percent), 0, 100))),
+    el("div", { class: "card", id: "ram" }, metric(
+      `RAM ${bytes(host.memory.used_bytes)} / ${bytes(host.memory.total_bytes)}`,
+      sparkline("ram", history.map((p) => p.memory_percent), 0, 100))),
     el("div", { class: "card", id: "disk" },
       `Disk ${bytes(host.disk.used_bytes)} / ${bytes(host.disk.total_bytes)} (${host.disk.free_bytes ? bytes(host.disk.free_bytes) : 0} free)`),
-    ...gpuCards(t.gpu)));
+    ...gpuCards(t.gpu, history)));
 }
 
 async function refreshServices() {
@@ -216,6 +238,9 @@ function dashboard() {
   const port = document.body.dataset.tagpilotPort;
   $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${port}/`;
   $("#validate-button").addEventListener("click", validateStart);
+  $("#start-config-file").addEventListener("change",
+    () => loadConfigFile().catch((e) => showValidation(e.message, false)));
+  $("#start-config").addEventListener("input", () => { delete $("#start-config").dataset.format; });
   $("#start-form").addEventListener("submit", submitStart);
   $("#compare-button").addEventListener("click", compareRuns);
   const tick = () => Promise.all([refreshJobs(), refreshTelemetry()]).catch((e) => say(e.message));
@@ -296,6 +321,86 @@ async function refreshJob() {
   if (follow) box.scrollTop = box.scrollHeight;
 }
 
+// -- one job: ComfyUI ----------------------------------------------------------------------------
+const comfyPath = (suffix = "") => `/api/jobs/${encodeURIComponent(jobRef)}/comfy${suffix}`;
+let comfyRendering = false, shownSheet = "";
+
+function comfySay(text, ok) {
+  const box = $("#comfy-message");
+  box.textContent = text;
+  box.className = ok ? "ok" : "error";
+}
+
+function blendItems(text) {
+  return text.split(",").map((s) => s.trim()).filter(Boolean).map((item) => {
+    const at = item.lastIndexOf(":");
+    const weight = Number(item.slice(at + 1));
+    if (at < 1 || item.slice(at + 1).trim() === "" || !isFinite(weight)) {
+      throw new Error(`blend: write LORA:WEIGHT, e.g. my_style:0.6 (found "${item}")`);
+    }
+    return { name: item.slice(0, at).trim(), weight };
+  });
+}
+
+async function comfyPublish() {
+  try {
+    comfySay("publishing…", true);
+    const p = await api("POST", comfyPath("/publish"));
+    comfySay(`${p.reused ? "already published as" : "published as"} ${p.file} (sidecar ${p.sidecar})`, true);
+  } catch (error) {
+    comfySay(error.message, false);
+  }
+  await refreshComfy().catch((e) => comfySay(e.message, false));
+}
+
+async function comfyTest() {
+  try {
+    const body = { strengths: $("#comfy-strengths").value, with: blendItems($("#comfy-with").value) };
+    const started = await api("POST", comfyPath("/test"), body);
+    comfySay(`rendering ${started.render.total} images of ${started.file} through ComfyUI…`, true);
+  } catch (error) {
+    comfySay(error.message, false);
+  }
+  await refreshComfy().catch((e) => comfySay(e.message, false));
+}
+
+function renderText(render, sheet) {
+  if (!render) {
+    return sheet ? "The contact sheet of the comfybridge service's own test render:" : "No test render yet.";
+  }
+  const what = `strengths ${(render.strengths || []).join(", ")}`
+    + (render.blend || []).map((b) => ` + ${b.name}@${b.weight}`).join("");
+  if (render.state === "running") return `Rendering ${render.done}/${render.total} (${what})…`;
+  if (render.state === "done") return `Rendered ${render.total} images (${what}) at ${render.finished_at}.`;
+  return `Test render ${render.state}: ${render.error}`;
+}
+
+async function refreshComfy() {
+  const c = await api("GET", comfyPath());
+  const wasRendering = comfyRendering;
+  comfyRendering = Boolean(c.render && c.render.state === "running");
+  if (wasRendering && !comfyRendering) comfySay("", true); // the render line below says how it ended
+  $("#comfy-publish-button").disabled = c.state !== "done";
+  $("#comfy-test-button").disabled = c.state !== "done" || comfyRendering;
+  const finals = c.published.filter((p) => p.kind === "final").map((p) => p.file);
+  $("#comfy-published").textContent = finals.length ? `Published to models/loras/ as ${finals.join(", ")}`
+    : c.state === "done" ? "Not published to ComfyUI yet." : "Publishing is possible once the job is done.";
+  const render = $("#comfy-render");
+  render.textContent = renderText(c.render, c.contact_sheet);
+  render.dataset.state = c.render ? c.render.state : "";
+  if (c.settings_error) comfySay(c.settings_error, false);
+  if (c.contact_sheet && c.contact_sheet !== shownSheet) {
+    shownSheet = c.contact_sheet;
+    const image = el("img", { id: "comfy-contact-sheet", src: c.contact_sheet, alt: "prompts × strengths" });
+    $("#comfy-sheet").replaceChildren(el("a", { href: c.contact_sheet, target: "_blank" }, image));
+  }
+}
+
+function pollComfy() {
+  refreshComfy().catch((e) => comfySay(e.message, false))
+    .finally(() => setTimeout(pollComfy, comfyRendering ? 1000 : 5000));
+}
+
 function jobPage() {
   $("#job-view").hidden = false;
   $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${document.body.dataset.tagpilotPort}/`;
@@ -303,9 +408,12 @@ function jobPage() {
     api("POST", `/api/jobs/${encodeURIComponent(jobRef)}/cancel`).then(() => say("Cancel requested."), (e) => say(e.message)));
   $("#retry-button").addEventListener("click", () =>
     api("POST", `/api/jobs/${encodeURIComponent(jobRef)}/retry`).then(() => say("Queued again."), (e) => say(e.message)));
+  $("#comfy-publish-button").addEventListener("click", comfyPublish);
+  $("#comfy-test-button").addEventListener("click", comfyTest);
   const tick = () => refreshJob().catch((e) => say(e.message));
   tick();
   setInterval(tick, 1000);
+  pollComfy();
 }
 
 if (jobRef) jobPage(); else dashboard();

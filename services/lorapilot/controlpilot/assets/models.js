@@ -1,0 +1,196 @@
+// ControlPilot's Models page: base models by family, disk usage, registering a path, hub downloads
+// with progress, and the LoRA library with each file's ss_* metadata. Vanilla JS; every
+// state-changing request sends the session's CSRF token.
+"use strict";
+
+function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : "-"; }
+
+// -- disk usage and base models -------------------------------------------------------------------
+function showDisk(disk) {
+  const used = disk.used_bytes || 1;
+  const rows = [el("div", { class: "disk-row", "data-kind": "filesystem" },
+    el("span", {}, "Workspace filesystem"),
+    progressBar(disk.used_bytes / disk.total_bytes,
+      `${bytes(disk.used_bytes)} used of ${bytes(disk.total_bytes)} (${bytes(disk.free_bytes)} free)`))];
+  const kinds = Object.entries(disk.by_kind);
+  if (disk.registered_bytes) kinds.push(["registered", disk.registered_bytes]);
+  for (const [kind, size] of kinds) {
+    rows.push(el("div", { class: "disk-row", "data-kind": kind },
+      el("span", {}, kind === "registered" ? "registered paths" : `models/${kind}`),
+      progressBar(size / used, `${bytes(size)} (${(100 * size / used).toFixed(1)}% of used)`)));
+  }
+  $("#disk").replaceChildren(...rows);
+}
+
+function modelRow(model) {
+  const action = model.registered
+    ? el("button", { type: "button", class: "unregister", "data-path": model.path }, "Unregister") : "";
+  return el("tr", { "data-path": model.path },
+    el("td", {}, model.name),
+    el("td", {}, model.kind),
+    el("td", {}, model.format),
+    el("td", {}, bytes(model.size_bytes)),
+    el("td", { class: "path" }, model.path),
+    el("td", { class: "note" }, model.family_note),
+    el("td", {}, action));
+}
+
+function showModels(models, labels) {
+  const groups = [];
+  for (const [family, label] of Object.entries(labels)) {
+    const members = models.filter((m) => m.family === family);
+    if (!members.length) continue;
+    groups.push(el("div", { class: "family-group", "data-family": family },
+      el("h3", {}, `${label} (${members.length})`),
+      el("table", {},
+        el("thead", {}, el("tr", {}, ...["Name", "Kind", "Format", "Size", "Path", "Family", ""].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...members.map(modelRow)))));
+  }
+  $("#model-groups").replaceChildren(...(groups.length ? groups : [el("p", {}, "No models yet: download one or copy it into /workspace/models/.")]));
+}
+
+async function refreshModels() {
+  const { models, disk, family_labels: labels } = await api("GET", "/api/models");
+  showDisk(disk);
+  showModels(models, labels);
+}
+
+async function register(event) {
+  event.preventDefault();
+  try {
+    const { model } = await api("POST", "/api/models/register", { path: $("#register-path").value.trim() });
+    say(`Registered ${model.path}.`);
+    $("#register-path").value = "";
+    await refreshModels();
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+async function unregister(event) {
+  const button = event.target.closest("button.unregister");
+  if (!button) return;
+  try {
+    await api("POST", "/api/models/unregister", { path: button.dataset.path });
+    say(`Unregistered ${button.dataset.path}; its files are untouched.`);
+    await refreshModels();
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+// -- hub downloads --------------------------------------------------------------------------------
+let downloadsRunning = false;
+
+async function refreshDownloads() {
+  const { downloads } = await api("GET", "/api/models/downloads");
+  const wasRunning = downloadsRunning;
+  downloadsRunning = downloads.some((d) => d.state === "queued" || d.state === "running");
+  $("#downloads-table tbody").replaceChildren(...downloads.map((d) => {
+    const fraction = d.bytes_total ? d.bytes_done / d.bytes_total : (d.state === "done" ? 1 : 0);
+    const text = `${bytes(d.bytes_done)} / ${bytes(d.bytes_total)}`;
+    return el("tr", { "data-download": d.id },
+      el("td", {}, d.filename ? `${d.repo_id} · ${d.filename}` : d.repo_id),
+      el("td", { class: "path" }, d.target),
+      el("td", { class: `state-${d.state}` }, d.state),
+      el("td", {}, progressBar(fraction, text)),
+      el("td", { class: "note" }, d.error || ""));
+  }));
+  if (wasRunning && !downloadsRunning) await refreshModels();  // a finished download is a new model
+}
+
+async function download(event) {
+  event.preventDefault();
+  const body = { repo_id: $("#download-repo").value.trim() };
+  const file = $("#download-file").value.trim();
+  const kind = $("#download-kind").value;
+  const token = $("#download-token").value;
+  if (file) body.filename = file;
+  if (kind) body.kind = kind;
+  if (token) body.token = token;
+  $("#download-token").value = "";  // the token is not kept on the page once it is sent
+  try {
+    const reply = await api("POST", "/api/models/download", body);
+    say(`Downloading ${reply.download.repo_id} into ${reply.download.target}.`);
+    await refreshDownloads();
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+// -- LoRA library ---------------------------------------------------------------------------------
+let loras = [];
+let shownLora = null;
+
+function loraRow(lora) {
+  const meta = lora.metadata;
+  const base = meta.ss_base_model_version || (lora.sidecar && lora.sidecar.family) || "-";
+  const rank = meta.ss_network_dim ? `${meta.ss_network_dim} / ${meta.ss_network_alpha}` : "-";
+  const where = lora.source === "run" ? `run ${lora.run}` : "models/loras";
+  const row = el("tr", { "data-path": lora.path, class: lora.error ? "lora broken" : "lora", tabindex: "0" },
+    el("td", {}, lora.name),
+    el("td", {}, where),
+    el("td", {}, lora.error ? el("span", { class: "state-failed" }, "unreadable") : base),
+    el("td", {}, rank),
+    el("td", {}, meta.ss_steps || "-"),
+    el("td", {}, bytes(lora.size_bytes)),
+    el("td", {}, when(lora.modified)));
+  if (lora.path === shownLora) row.classList.add("selected");
+  return row;
+}
+
+function showValue(value) {
+  return typeof value === "string" ? value : el("pre", {}, JSON.stringify(value, null, 1));
+}
+
+function showLora(path) {
+  const lora = loras.find((l) => l.path === path);
+  if (!lora) return;
+  shownLora = path;
+  for (const row of document.querySelectorAll("#lora-table tbody tr")) {
+    row.classList.toggle("selected", row.dataset.path === path);
+  }
+  const rows = [];
+  if (lora.error) rows.push(el("tr", { class: "state-failed" }, el("td", {}, "error"), el("td", {}, lora.error)));
+  rows.push(el("tr", {}, el("td", {}, "file"), el("td", {}, `${lora.path} (${lora.tensors} tensors)`)));
+  for (const [key, value] of Object.entries(lora.metadata)) {
+    rows.push(el("tr", { "data-key": key }, el("td", {}, key), el("td", {}, showValue(value))));
+  }
+  if (lora.sidecar) rows.push(el("tr", { "data-key": "sidecar" }, el("td", {}, "sidecar .json"), el("td", {}, showValue(lora.sidecar))));
+  if (!Object.keys(lora.metadata).length && !lora.error) {
+    rows.push(el("tr", {}, el("td", {}, "metadata"), el("td", {}, "none: this file carries no ss_* or modelspec.* keys")));
+  }
+  $("#lora-detail-title").textContent = lora.file;
+  $("#lora-metadata tbody").replaceChildren(...rows);
+  $("#lora-detail").hidden = false;
+}
+
+async function refreshLoras() {
+  ({ loras } = await api("GET", "/api/loras"));
+  $("#lora-table tbody").replaceChildren(...(loras.length ? loras.map(loraRow)
+    : [el("tr", {}, el("td", { colspan: "7" }, "No LoRA files yet: finished runs and models/loras/ show here."))]));
+  if (shownLora) showLora(shownLora);
+}
+
+function pickLora(event) {
+  const row = event.target.closest("tr.lora");
+  if (row && (event.type === "click" || event.key === "Enter")) showLora(row.dataset.path);
+}
+
+function start() {
+  const port = document.body.dataset.tagpilotPort;
+  $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${port}/`;
+  $("#register-form").addEventListener("submit", register);
+  $("#model-groups").addEventListener("click", unregister);
+  $("#download-form").addEventListener("submit", download);
+  $("#lora-table tbody").addEventListener("click", pickLora);
+  $("#lora-table tbody").addEventListener("keydown", pickLora);
+  const fail = (error) => say(error.message);
+  refreshModels().catch(fail);
+  refreshLoras().catch(fail);
+  refreshDownloads().catch(fail);
+  setInterval(() => refreshDownloads().catch(fail), 1500);
+  setInterval(() => Promise.all([refreshModels(), refreshLoras()]).catch(fail), 15000);
+}
+
+start();
