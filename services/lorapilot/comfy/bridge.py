@@ -10,12 +10,14 @@ broken job, ComfyUI down) is logged and retried or skipped, never raised into tr
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,17 @@ from lorapilot.workspace import Workspace
 log = logging.getLogger("comfybridge")
 
 STATE_FILE = "comfybridge-state.json"
+RENDER_LOCK = ".render.lock"  # in outputs/<name>/comfy/: one sweep at a time writes that folder
+
+
+@contextmanager
+def render_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's render lock; the bridge, `trainpilot comfy test` and ControlPilot all render
+    into the same outputs/<name>/comfy/, and their images, sweep.json and contact sheet must agree."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / RENDER_LOCK, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # the lock goes with the file's close
+        yield
 
 
 def render_sweep(
@@ -60,21 +73,22 @@ def render_sweep(
     folder = Spool(workspace).run_folder(record)
     if folder is None:
         raise PublishError(f"job {record.id} names no usable run folder inside outputs/")
-    return strength_sweep(
-        client,
-        family=family,
-        base=settings.base(family),
-        lora_name=f"{stem}.safetensors",
-        prompts=prompts_of(sidecar),
-        out_folder=folder / "comfy",
-        strengths=strengths or settings.strengths,
-        blend=blend,
-        seed=seed,
-        steps=steps,
-        size=size,
-        negative=sidecar.get("negative_prompt") or "",
-        timeout=timeout,
-    )
+    with render_lock(folder / "comfy"):
+        return strength_sweep(
+            client,
+            family=family,
+            base=settings.base(family),
+            lora_name=f"{stem}.safetensors",
+            prompts=prompts_of(sidecar),
+            out_folder=folder / "comfy",
+            strengths=strengths or settings.strengths,
+            blend=blend,
+            seed=seed,
+            steps=steps,
+            size=size,
+            negative=sidecar.get("negative_prompt") or "",
+            timeout=timeout,
+        )
 
 
 @dataclass

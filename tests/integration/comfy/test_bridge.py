@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,6 +114,41 @@ def test_strength_sweep_images_and_contact_sheet(comfy_ws, runs, fake_comfy):
     assert strengths == [0, 0.5, 0.8, 1.0] * 2
     assert result.images[0].read_bytes() != Image.new("RGB", (64, 64)).tobytes()
     assert io.BytesIO(result.contact_sheet.read_bytes()).read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_sweeps_of_one_job_take_turns_and_leave_one_consistent_result(comfy_ws, runs, fake_comfy):
+    """The bridge, the CLI and ControlPilot render into the same folder: one sweep at a time."""
+    configure(comfy_ws)
+    record = add_done_job(comfy_ws, runs["first"], "my_lora")
+    Bridge(comfy_ws, test=False).cycle()
+    fake_comfy.behaviour.step_delay = 0.05
+    settings = load_settings(comfy_ws)
+    results = {}
+
+    def sweep(strengths):
+        client = ComfyClient(fake_comfy.url)
+        results[strengths] = render_sweep(comfy_ws, record, client, settings, strengths=strengths, size=64)
+
+    threads = [threading.Thread(target=sweep, args=(s,)) for s in ((0.0, 1.0), (0.25, 0.5, 0.75))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 2
+    order = [
+        n["inputs"]["strength_model"]
+        for w in fake_comfy.prompts
+        for n in w.values()
+        if n["class_type"] == "LoraLoader"
+    ]
+    first, second = ([0, 1] * 2, [0.25, 0.5, 0.75] * 2), ([0.25, 0.5, 0.75] * 2, [0, 1] * 2)
+    assert order in (first[0] + first[1], second[0] + second[1]), f"the sweeps interleaved: {order}"
+    folder = comfy_ws.outputs / "my_lora" / "comfy"
+    sweep_json = json.loads((folder / "sweep.json").read_text())
+    last = (0.25, 0.5, 0.75) if order[0] == 0 else (0.0, 1.0)
+    assert tuple(sweep_json["strengths"]) == last
+    with Image.open(folder / "contact_sheet.png") as sheet:
+        assert sheet.width == len(last) * 64
 
 
 def test_trainpilot_comfy_test_blends_another_lora(comfy_ws, runs, fake_comfy, capsys):
