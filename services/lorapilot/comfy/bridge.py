@@ -24,9 +24,9 @@ from typing import Any
 
 from lorapilot.atomic_files import write_json_atomic
 from lorapilot.comfy.client import ComfyClient
-from lorapilot.comfy.errors import ComfyError, ComfyUnavailableError, PublishError
+from lorapilot.comfy.errors import ComfyError, ComfyUnavailableError, PublishError, SettingsError
 from lorapilot.comfy.publish import Publication, find_published, publish, publish_checkpoints
-from lorapilot.comfy.settings import ComfySettings, load_settings
+from lorapilot.comfy.settings import ComfySettings, load_settings, settings_path
 from lorapilot.comfy.sweep import SweepResult, prompts_of, strength_sweep
 from lorapilot.comfy.workflows import LoraUse
 from lorapilot.spool import JobRecord, JobState, Spool
@@ -133,6 +133,10 @@ class Bridge:
         self.ws = workspace
         self.checkpoints = checkpoints  # also publish the periodic saves (opt-in)
         self.spool = Spool(workspace)
+        # settings and client given by the caller stay fixed; otherwise config/comfy.yaml is followed
+        self._follow_settings = settings is None and client is None
+        self._forced_test = test
+        self._settings_stamp = self._stamp()
         self.settings = settings or load_settings(workspace)
         # one quick try per cycle: the next cycle is the retry, so a ComfyUI that is down blocks nothing
         self.client = client or ComfyClient(self.settings.url, timeout=10.0, retries=0)
@@ -140,8 +144,34 @@ class Bridge:
         self.state = BridgeState.load(workspace.config / STATE_FILE)
         self._comfy_down = False
 
+    def _stamp(self) -> bytes | None:
+        """The settings file's bytes: a few hundred, read once a cycle, so any edit is noticed."""
+        try:
+            return settings_path(self.ws).read_bytes()
+        except OSError:
+            return None
+
+    def reload_settings(self) -> None:
+        """Pick up a changed config/comfy.yaml (ControlPilot's settings form saves it) without a restart."""
+        stamp = self._stamp()
+        if not self._follow_settings or stamp == self._settings_stamp:
+            return
+        self._settings_stamp = stamp
+        try:
+            settings = load_settings(self.ws)
+        except SettingsError as exc:
+            log.warning("keeping the previous settings: %s", exc)
+            return
+        if settings.url != self.settings.url:
+            self.client = ComfyClient(settings.url, timeout=10.0, retries=0)
+            self._comfy_down = False
+        self.settings = settings
+        self.test = settings.test_after_publish if self._forced_test is None else self._forced_test
+        log.info("settings reloaded from %s (ComfyUI at %s)", settings_path(self.ws), settings.url)
+
     def cycle(self) -> list[Publication]:
         """Publish (and test) what is new in jobs/done/; returns what was published this time."""
+        self.reload_settings()
         done = sorted(self.spool.records([JobState.DONE]), key=lambda r: r.id)
         made = []
         for record in done:

@@ -55,6 +55,34 @@ class Base:
             )
         return value
 
+    def require(self, inputs: BaseInputs, family: str) -> tuple[str, ...]:
+        """The family's base files, in the order its workflow loads them (the first missing one raises)."""
+        return tuple(self.get(key, family) for key in inputs.files)
+
+    def option(self, key: str, inputs: BaseInputs) -> str:
+        return self.files.get(key, inputs.options[key])
+
+
+@dataclass(frozen=True)
+class BaseInputs:
+    """The loader inputs a family's workflow takes from `Base` (`bases.<family>.<input>` in
+    config/comfy.yaml): the base-model files it cannot render without, and loader settings that have
+    a default."""
+
+    files: tuple[str, ...]
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.files + tuple(self.options)
+
+
+_SD_INPUTS = BaseInputs(("ckpt_name",))
+_FLUX_INPUTS = BaseInputs(
+    ("unet_name", "clip_name1", "clip_name2", "vae_name"), options={"weight_dtype": "default"}
+)
+_SD3_INPUTS = BaseInputs(("ckpt_name", "clip_name1", "clip_name2", "clip_name3"))
+
 
 class _Graph:
     def __init__(self) -> None:
@@ -69,7 +97,8 @@ class _Graph:
 def _sd_family(graph: _Graph, render: Render, base: Base, family: str) -> None:
     """CheckpointLoaderSimple → LoraLoader… → CLIPTextEncode ×2 → EmptyLatentImage → KSampler →
     VAEDecode → SaveImage."""
-    ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=base.get("ckpt_name", family))
+    (ckpt_name,) = base.require(_SD_INPUTS, family)
+    ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=ckpt_name)
     model, clip = [ckpt, 0], [ckpt, 1]
     for lora in render.loras:
         node = graph.add(
@@ -112,18 +141,12 @@ def _model_loras(graph: _Graph, model: list, render: Render) -> list:
 
 def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
     """UNETLoader → LoraLoaderModelOnly…; DualCLIPLoader(flux) → CLIPTextEncode → FluxGuidance; VAELoader."""
+    unet_name, clip_name1, clip_name2, vae_name = base.require(_FLUX_INPUTS, family)
     unet = graph.add(
-        "UNETLoader",
-        unet_name=base.get("unet_name", family),
-        weight_dtype=base.files.get("weight_dtype", "default"),
+        "UNETLoader", unet_name=unet_name, weight_dtype=base.option("weight_dtype", _FLUX_INPUTS)
     )
     model = _model_loras(graph, [unet, 0], render)
-    clip = graph.add(
-        "DualCLIPLoader",
-        clip_name1=base.get("clip_name1", family),
-        clip_name2=base.get("clip_name2", family),
-        type="flux",
-    )
+    clip = graph.add("DualCLIPLoader", clip_name1=clip_name1, clip_name2=clip_name2, type="flux")
     positive = graph.add("CLIPTextEncode", text=render.prompt, clip=[clip, 0])
     guided = graph.add(
         "FluxGuidance", conditioning=[positive, 0], guidance=render.guidance if family == "flux-dev" else 1.0
@@ -143,7 +166,7 @@ def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
         scheduler="simple",
         denoise=1.0,
     )
-    vae = graph.add("VAELoader", vae_name=base.get("vae_name", family))
+    vae = graph.add("VAELoader", vae_name=vae_name)
     image = graph.add("VAEDecode", samples=[sample, 0], vae=[vae, 0])
     graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
 
@@ -151,14 +174,10 @@ def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
 def _sd3(graph: _Graph, render: Render, base: Base, family: str) -> None:
     """CheckpointLoaderSimple (MMDiT + VAE) → LoraLoaderModelOnly…; TripleCLIPLoader for the three
     text encoders."""
-    ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=base.get("ckpt_name", family))
+    ckpt_name, clip_name1, clip_name2, clip_name3 = base.require(_SD3_INPUTS, family)
+    ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=ckpt_name)
     model = _model_loras(graph, [ckpt, 0], render)
-    clip = graph.add(
-        "TripleCLIPLoader",
-        clip_name1=base.get("clip_name1", family),
-        clip_name2=base.get("clip_name2", family),
-        clip_name3=base.get("clip_name3", family),
-    )
+    clip = graph.add("TripleCLIPLoader", clip_name1=clip_name1, clip_name2=clip_name2, clip_name3=clip_name3)
     positive = graph.add("CLIPTextEncode", text=render.prompt, clip=[clip, 0])
     negative = graph.add("CLIPTextEncode", text=render.negative, clip=[clip, 0])
     latent = graph.add("EmptySD3LatentImage", width=render.width, height=render.height, batch_size=1)
@@ -188,6 +207,10 @@ BUILDERS: dict[str, Callable[[_Graph, Render, Base, str], None]] = {
     "flux-dev": _flux,
     "flux-schnell": _flux,
 }
+# builder → the loader inputs it takes from `Base`
+_INPUTS_OF = {_sd_family: _SD_INPUTS, _flux: _FLUX_INPUTS, _sd3: _SD3_INPUTS}
+# family → what `bases.<family>` in config/comfy.yaml may and must name
+BASE_INPUTS: dict[str, BaseInputs] = {family: _INPUTS_OF[builder] for family, builder in BUILDERS.items()}
 # render size a family is made for, when the job's spec does not say
 NATIVE_SIZE = {"sd15": 512, "sd2": 768, "sdxl": 1024, "sd3": 1024, "flux-dev": 1024, "flux-schnell": 1024}
 
@@ -202,6 +225,20 @@ def build(family: str, render: Render, base: Base) -> Workflow:
     graph = _Graph()
     builder(graph, render, base, family)
     return graph.nodes
+
+
+def base_loaders(family: str) -> dict[str, str]:
+    """Each of the family's base inputs → the loader node class it goes to (whose `/object_info`
+    entry lists the files ComfyUI offers for it), found by building the workflow with marker names."""
+    inputs = BASE_INPUTS[family]
+    markers = {key: f"\0{key}" for key in inputs.keys}
+    workflow = build(family, Render(""), Base(markers))
+    return {
+        key: node["class_type"]
+        for node in workflow.values()
+        for key, value in node["inputs"].items()
+        if markers.get(key) == value
+    }
 
 
 def check(workflow: Workflow, object_info: dict[str, Any]) -> list[str]:

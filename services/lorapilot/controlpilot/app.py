@@ -7,7 +7,16 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from lorapilot.controlpilot import comfy_actions, compare, jobs, models, monitor, pages, services
+from lorapilot.controlpilot import (
+    comfy_actions,
+    comfy_settings,
+    compare,
+    jobs,
+    models,
+    monitor,
+    pages,
+    services,
+)
 from lorapilot.controlpilot.errors import ControlPilotError
 from lorapilot.spec import SpecError
 from lorapilot.spool import SpoolError
@@ -33,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None, workspace: Workspace |
     jobs.init_app(app)
     compare.init_app(app)
     comfy_actions.init_app(app)
+    comfy_settings.init_app(app)
     monitor.init_app(app)
     services.init_app(app)
     models.init_app(app)

@@ -78,9 +78,9 @@ def test_comfyui_down_publishes_anyway_and_tests_later(comfy_ws, runs, fake_comf
     assert len(bridge.cycle()) == 1  # published; the sweep waits and the cycle returns at once
     assert time.monotonic() - started < 5
     assert record.id not in bridge.state.tested
-    bridge.client = ComfyClient(fake_comfy.url)  # ComfyUI is up now
-    bridge.settings = load_settings(comfy_ws)
+    configure(comfy_ws, fake_comfy.url)  # ComfyUI is up now, at the URL the user saves (no restart)
     assert bridge.cycle() == []
+    assert bridge.client.url == fake_comfy.url
     sheet = comfy_ws.outputs / "my_lora" / "comfy" / "contact_sheet.png"
     assert bridge.state.tested[record.id].endswith("comfy") and sheet.is_file()
     assert len(fake_comfy.prompts) == 8  # 2 prompts × 4 strengths

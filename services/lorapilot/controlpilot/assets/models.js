@@ -1,6 +1,6 @@
-// ControlPilot's Models page: base models by family, disk usage, registering a path, hub downloads
-// with progress, and the LoRA library with each file's ss_* metadata. Vanilla JS; every
-// state-changing request sends the session's CSRF token.
+// ControlPilot's Models page: base models by family, disk usage, registering a path, the ComfyUI
+// bridge's settings, hub downloads with progress, and the LoRA library with each file's ss_* metadata.
+// Vanilla JS; every state-changing request sends the session's CSRF token.
 "use strict";
 
 function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : "-"; }
@@ -76,6 +76,102 @@ async function unregister(event) {
     await refreshModels();
   } catch (error) {
     say(error.message);
+  }
+}
+
+// -- ComfyUI settings (config/comfy.yaml) ---------------------------------------------------------
+let comfyView = null;
+
+function comfySay(text, ok) {
+  const node = $("#comfy-settings-message");
+  node.textContent = text;
+  node.className = ok ? "ok" : "error";
+}
+
+function baseInput(family, key, value, choices, placeholder) {
+  const list = `comfy-choices-${family}-${key}`;
+  const input = el("input", { class: "comfy-base", "data-family": family, "data-key": key, list, size: "26",
+    placeholder, "aria-label": `${family} ${key}` });
+  input.value = value || "";
+  return el("label", { class: "base-file" }, key, input,
+    el("datalist", { id: list }, ...choices.map((choice) => el("option", { value: choice }))));
+}
+
+function baseRow(family, bases, choices) {
+  const set = bases[family.family] || {};
+  const inputs = family.files.map((key) => baseInput(family.family, key, set[key], choices[family.family][key] || [],
+    "a file name"));
+  for (const [key, fallback] of Object.entries(family.options)) {
+    inputs.push(baseInput(family.family, key, set[key], choices[family.family][key] || [], `empty: ${fallback}`));
+  }
+  return el("tr", { "data-family": family.family }, el("td", {}, family.label), el("td", { class: "base-files" }, ...inputs));
+}
+
+function unusedBases(view) {
+  const unused = [];
+  for (const [family, files] of Object.entries(view.bases)) {
+    const known = view.families.find((f) => f.family === family);
+    for (const key of Object.keys(files)) {
+      if (!known || !(known.files.includes(key) || key in known.options)) unused.push(`bases.${family}.${key}`);
+    }
+  }
+  return unused;
+}
+
+function showComfy(view) {
+  comfyView = view;
+  const url = $("#comfy-settings-url");
+  const fromEnv = view.url_source === "env";
+  url.value = fromEnv ? view.url : (view.file_url || "");
+  url.readOnly = fromEnv;
+  url.placeholder = view.url_source === "default" ? view.url : "http://127.0.0.1:8188";
+  const note = $("#comfy-settings-url-note");
+  note.textContent = view.url_note ? `URL ${view.url_note}` : "";
+  note.hidden = !view.url_note;
+  const reach = $("#comfy-settings-reach");
+  reach.dataset.state = view.comfyui.reachable ? "up" : "down";
+  reach.textContent = view.comfyui.reachable ? `answering (${view.comfyui.detail})` : "not answering";
+  reach.title = view.comfyui.detail;
+  $("#comfy-settings-test").checked = view.test_after_publish;
+  $("#comfy-settings-strengths").value = view.strengths.join(", ");
+  $("#comfy-settings-bases tbody").replaceChildren(...view.families.map((f) => baseRow(f, view.bases, view.choices)));
+  const notes = [view.choices_from === "workspace"
+    ? "ComfyUI does not answer, so the lists show the files in /workspace/models/ (checkpoints, diffusion_models, "
+      + "text_encoders, vae); any name ComfyUI will list can be typed."
+    : `The lists are the files ComfyUI at ${view.url} offers; any other name can be typed.`];
+  const unused = unusedBases(view);
+  if (unused.length) notes.push(`No workflow uses ${unused.join(", ")}; saving drops it.`);
+  $("#comfy-settings-choices").textContent = notes.join(" ");
+  if (view.settings_error) comfySay(`${view.settings_error} Saving replaces ${view.settings_file}.`, false);
+}
+
+async function refreshComfy() {
+  showComfy(await api("GET", "/api/comfy/settings"));
+}
+
+async function saveComfy(event) {
+  event.preventDefault();
+  const body = {
+    test_after_publish: $("#comfy-settings-test").checked,
+    strengths: $("#comfy-settings-strengths").value,
+    bases: {},
+  };
+  if (comfyView && comfyView.url_source !== "env") body.url = $("#comfy-settings-url").value.trim();
+  for (const input of document.querySelectorAll("#comfy-settings-bases input.comfy-base")) {
+    body.bases[input.dataset.family] = body.bases[input.dataset.family] || {};
+    body.bases[input.dataset.family][input.dataset.key] = input.value.trim();
+  }
+  const button = $("#comfy-settings-save");
+  button.disabled = true;
+  comfySay("Saving…", true);
+  try {
+    const view = await api("PUT", "/api/comfy/settings", body);
+    showComfy(view);
+    comfySay(`Saved to ${view.saved}. ${view.note}`, true);
+  } catch (error) {
+    comfySay(error.message, false);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -182,12 +278,14 @@ function start() {
   $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${port}/`;
   $("#register-form").addEventListener("submit", register);
   $("#model-groups").addEventListener("click", unregister);
+  $("#comfy-settings-form").addEventListener("submit", saveComfy);
   $("#download-form").addEventListener("submit", download);
   $("#lora-table tbody").addEventListener("click", pickLora);
   $("#lora-table tbody").addEventListener("keydown", pickLora);
   const fail = (error) => say(error.message);
   refreshModels().catch(fail);
   refreshLoras().catch(fail);
+  refreshComfy().catch((error) => comfySay(error.message, false));
   refreshDownloads().catch(fail);
   setInterval(() => refreshDownloads().catch(fail), 1500);
   setInterval(() => Promise.all([refreshModels(), refreshLoras()]).catch(fail), 15000);
