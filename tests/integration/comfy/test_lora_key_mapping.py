@@ -32,6 +32,7 @@ from safetensors import safe_open
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from lorapilot.engine.families import LoadedModel, family_for
+from lorapilot.engine.families.reference_configs import MODELS
 from lorapilot.engine.lora import inject
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.saving import LoraFileSpec, save_lora
@@ -39,59 +40,9 @@ from lorapilot.spec.model import NetworkSpec
 from lorapilot.testing import comfyui_lora_keys as comfy
 from lorapilot.testing.ldm_checkpoint import unet_to_ldm
 
-# Published configs: runwayml/stable-diffusion-v1-5 unet/config.json and
-# stabilityai/stable-diffusion-xl-base-1.0 unet/, text_encoder/, text_encoder_2/ config.json.
-_UNET_COMMON = {
-    "act_fn": "silu",
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-}
-UNET_CONFIGS = {
-    "sd15": {
-        **_UNET_COMMON,
-        "block_out_channels": [320, 640, 1280, 1280],
-        "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-        "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-        "attention_head_dim": 8,
-        "cross_attention_dim": 768,
-        "sample_size": 64,
-    },
-    "sdxl": {
-        **_UNET_COMMON,
-        "block_out_channels": [320, 640, 1280],
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "attention_head_dim": [5, 10, 20],
-        "transformer_layers_per_block": [1, 2, 10],
-        "cross_attention_dim": 2048,
-        "use_linear_projection": True,
-        "addition_embed_type": "text_time",
-        "addition_embed_type_num_heads": 64,
-        "addition_time_embed_dim": 256,
-        "projection_class_embeddings_input_dim": 2816,
-        "sample_size": 128,
-    },
-}
-CLIP_L = {
-    "hidden_act": "quick_gelu",
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "projection_dim": 768,
-}
-CLIP_G = {
-    "hidden_act": "gelu",
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_attention_heads": 20,
-    "num_hidden_layers": 32,
-    "projection_dim": 1280,
-}
+# The released models' configs (runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-xl-base-1.0),
+# as the engine keeps them for single-file checkpoints.
+UNET_CONFIGS = {family: MODELS[family]["unet"] for family in ("sd15", "sdxl")}
 # family component → (kohya prefix, ComfyUI text-encoder attribute), see comfyui_lora_keys
 TEXT_ENCODERS = {
     "sd15": {"text_encoder": ("lora_te", "clip_l")},
@@ -117,11 +68,12 @@ def full_size_components(family: str) -> dict[str, torch.nn.Module]:
     """UNet and text encoder(s) of the released model, parameters on the meta device (no memory)."""
     with torch.device("meta"):
         components = {
-            "unet": UNet2DConditionModel(**UNET_CONFIGS[family]),
-            "text_encoder": CLIPTextModel(CLIPTextConfig(**CLIP_L)),
+            "unet": UNet2DConditionModel.from_config(UNET_CONFIGS[family]),
+            "text_encoder": CLIPTextModel(CLIPTextConfig.from_dict(MODELS[family]["text_encoder"])),
         }
         if family == "sdxl":
-            components["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_G))
+            config = CLIPTextConfig.from_dict(MODELS[family]["text_encoder_2"])
+            components["text_encoder_2"] = CLIPTextModelWithProjection(config)
     return components
 
 
@@ -180,7 +132,7 @@ class ComfyModel:
 @functools.cache
 def comfy_model(family: str) -> ComfyModel:
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**UNET_CONFIGS[family])
+        unet = UNet2DConditionModel.from_config(UNET_CONFIGS[family])
     state = unet.state_dict()
     unet_config = comfy.UNET_CONFIGS[family]
     unet_params = comfy.ldm_unet_state_keys(state, unet_config)
