@@ -94,6 +94,37 @@ class _Graph:
         return node_id
 
 
+def _sample_decode_save(
+    graph: _Graph,
+    render: Render,
+    *,
+    model: list,
+    positive: list,
+    negative: list,
+    latent: str,
+    vae: list,
+    cfg: float,
+    sampler: str,
+    scheduler: str,
+) -> None:
+    """KSampler → VAEDecode → SaveImage: every family's graph ends the same way."""
+    sample = graph.add(
+        "KSampler",
+        model=model,
+        positive=positive,
+        negative=negative,
+        latent_image=[latent, 0],
+        seed=render.seed,
+        steps=render.steps,
+        cfg=cfg,
+        sampler_name=sampler,
+        scheduler=scheduler,
+        denoise=1.0,
+    )
+    image = graph.add("VAEDecode", samples=[sample, 0], vae=vae)
+    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
+
+
 def _sd_family(graph: _Graph, render: Render, base: Base, family: str) -> None:
     """CheckpointLoaderSimple → LoraLoader… → CLIPTextEncode ×2 → EmptyLatentImage → KSampler →
     VAEDecode → SaveImage."""
@@ -113,21 +144,18 @@ def _sd_family(graph: _Graph, render: Render, base: Base, family: str) -> None:
     positive = graph.add("CLIPTextEncode", text=render.prompt, clip=clip)
     negative = graph.add("CLIPTextEncode", text=render.negative, clip=clip)
     latent = graph.add("EmptyLatentImage", width=render.width, height=render.height, batch_size=1)
-    sample = graph.add(
-        "KSampler",
+    _sample_decode_save(
+        graph,
+        render,
         model=model,
         positive=[positive, 0],
         negative=[negative, 0],
-        latent_image=[latent, 0],
-        seed=render.seed,
-        steps=render.steps,
+        latent=latent,
+        vae=[ckpt, 2],
         cfg=render.cfg,
-        sampler_name=render.sampler,
+        sampler=render.sampler,
         scheduler=render.scheduler,
-        denoise=1.0,
     )
-    image = graph.add("VAEDecode", samples=[sample, 0], vae=[ckpt, 2])
-    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
 
 
 def _model_loras(graph: _Graph, model: list, render: Render) -> list:
@@ -153,22 +181,19 @@ def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
     )
     negative = graph.add("CLIPTextEncode", text="", clip=[clip, 0])  # unused at cfg 1, but KSampler needs one
     latent = graph.add("EmptySD3LatentImage", width=render.width, height=render.height, batch_size=1)
-    sample = graph.add(
-        "KSampler",
+    vae = graph.add("VAELoader", vae_name=vae_name)
+    _sample_decode_save(
+        graph,
+        render,
         model=model,
         positive=[guided, 0],
         negative=[negative, 0],
-        latent_image=[latent, 0],
-        seed=render.seed,
-        steps=render.steps,
+        latent=latent,
+        vae=[vae, 0],
         cfg=1.0,
-        sampler_name="euler",
+        sampler="euler",
         scheduler="simple",
-        denoise=1.0,
     )
-    vae = graph.add("VAELoader", vae_name=vae_name)
-    image = graph.add("VAEDecode", samples=[sample, 0], vae=[vae, 0])
-    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
 
 
 def _sd3(graph: _Graph, render: Render, base: Base, family: str) -> None:
@@ -181,21 +206,18 @@ def _sd3(graph: _Graph, render: Render, base: Base, family: str) -> None:
     positive = graph.add("CLIPTextEncode", text=render.prompt, clip=[clip, 0])
     negative = graph.add("CLIPTextEncode", text=render.negative, clip=[clip, 0])
     latent = graph.add("EmptySD3LatentImage", width=render.width, height=render.height, batch_size=1)
-    sample = graph.add(
-        "KSampler",
+    _sample_decode_save(
+        graph,
+        render,
         model=model,
         positive=[positive, 0],
         negative=[negative, 0],
-        latent_image=[latent, 0],
-        seed=render.seed,
-        steps=render.steps,
+        latent=latent,
+        vae=[ckpt, 2],
         cfg=render.cfg,
-        sampler_name=render.sampler,
+        sampler=render.sampler,
         scheduler="sgm_uniform",
-        denoise=1.0,
     )
-    image = graph.add("VAEDecode", samples=[sample, 0], vae=[ckpt, 2])
-    graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
 
 
 # family → graph builder (a family adds itself here; no if/elif on names elsewhere)
