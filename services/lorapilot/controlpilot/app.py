@@ -17,7 +17,6 @@ from lorapilot.controlpilot import (
     pages,
     services,
 )
-from lorapilot.controlpilot.errors import ControlPilotError
 from lorapilot.spec import SpecError
 from lorapilot.spool import SpoolError
 from lorapilot.web import create_appliance_app
@@ -47,14 +46,9 @@ def create_app(test_config: dict[str, Any] | None = None, workspace: Workspace |
     services.init_app(app)
     models.init_app(app)
     pages.init_app(app)
-    app.register_error_handler(ControlPilotError, _error)
     app.register_error_handler(SpoolError, _spool_error)
     app.register_error_handler(SpecError, _spec_error)
     return app
-
-
-def _error(exc: ControlPilotError) -> tuple[Response, int]:
-    return jsonify(error=str(exc)), exc.status
 
 
 def _spool_error(exc: SpoolError) -> tuple[Response, int]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from lorapilot.web.errors import RefusedRequestError
 
-class ControlPilotError(Exception):
-    """Base: a request ControlPilot refuses; `status` is the HTTP status the API answers with."""
 
-    status = 400
+class ControlPilotError(RefusedRequestError):
+    """Base: a request ControlPilot refuses (answered as JSON with `status` by the web layer)."""
 
 
 class NotFoundError(ControlPilotError):

@@ -44,15 +44,10 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["tagpilot"] = Services(store, Trash(store), AutoCaptioner(store, cache), limits)
     app.register_blueprint(bp)
-    app.register_error_handler(TagPilotError, _error)
 
 
 def services() -> Services:
     return current_app.extensions["tagpilot"]
-
-
-def _error(exc: TagPilotError) -> tuple[Response, int]:
-    return jsonify(error=str(exc)), exc.status
 
 
 def _body() -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from lorapilot.web.errors import RefusedRequestError
 
-class TagPilotError(Exception):
-    """Base: a request TagPilot refuses; `status` is the HTTP status the API answers with."""
 
-    status = 400
+class TagPilotError(RefusedRequestError):
+    """Base: a request TagPilot refuses (answered as JSON with `status` by the web layer)."""
 
 
 class NotFoundError(TagPilotError):

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from lorapilot.web import auth
 from lorapilot.web.credentials import appliance_password, session_key
 from lorapilot.web.csrf import csrf_ok, csrf_token
+from lorapilot.web.errors import RefusedRequestError
 from lorapilot.web.throttle import LoginThrottle
 from lorapilot.workspace import Workspace
 
@@ -89,7 +90,12 @@ def create_appliance_app(
     app.before_request(_guard)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RefusedRequestError, _refused)
     return app
+
+
+def _refused(exc: RefusedRequestError) -> tuple[WerkzeugResponse, int]:
+    return jsonify(error=str(exc)), exc.status
 
 
 def _healthz() -> WerkzeugResponse:
