@@ -17,8 +17,9 @@ unset hf_token
 
 lorapilot-appliance bootstrap --workspace "$LORAPILOT_WORKSPACE"
 
-# ComfyUI starts with the appliance only when the image was built with it (WITH_COMFYUI=1).
-LORAPILOT_COMFYUI_AUTOSTART="$(lorapilot-appliance comfyui --installed || true)"
+# ComfyUI starts with the appliance only when the image was built with it (WITH_COMFYUI=1),
+# unless LORAPILOT_COMFYUI_AUTOSTART=false says otherwise.
+LORAPILOT_COMFYUI_AUTOSTART="${LORAPILOT_COMFYUI_AUTOSTART:-$(lorapilot-appliance comfyui --installed || true)}"
 export LORAPILOT_COMFYUI_AUTOSTART
 
 mkdir -p /opt/lorapilot/.run
