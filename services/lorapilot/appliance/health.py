@@ -16,10 +16,12 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
-# program → environment variable holding its port; only programs present in supervisord are checked
+# program → (environment variable holding its port, the path that answers 200 when it is up);
+# only programs present in supervisord, and running, are asked
 WEB_SERVICES = {
-    "tagpilot": "LORAPILOT_TAGPILOT_PORT",
-    "controlpilot": "LORAPILOT_CONTROLPILOT_PORT",
+    "tagpilot": ("LORAPILOT_TAGPILOT_PORT", "/healthz"),
+    "controlpilot": ("LORAPILOT_CONTROLPILOT_PORT", "/healthz"),
+    "comfyui": ("LORAPILOT_COMFYUI_PORT", "/system_stats"),  # ComfyUI has no /healthz
 }
 
 
@@ -52,11 +54,12 @@ def check(config: Path, timeout: float = 5.0) -> list[ProgramHealth]:
         if state != "RUNNING":
             results.append(ProgramHealth(name, state, healthy=state == "STOPPED" and not info["pid"]))
             continue
-        port = os.environ.get(WEB_SERVICES.get(name, ""), "")
+        variable, path = WEB_SERVICES.get(name, ("", ""))
+        port = os.environ.get(variable, "") if variable else ""
         if not port:
             results.append(ProgramHealth(name, state, healthy=True))
             continue
-        url = f"http://127.0.0.1:{port}/healthz"
+        url = f"http://127.0.0.1:{port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as answer:
                 ok = answer.status == 200

@@ -58,6 +58,8 @@ def test_an_installed_comfyui_runs_under_supervisord_on_the_workspace_models(
         paths = (app.workspace.config / "comfyui" / "extra_model_paths.yaml").read_text()
         assert f"base_path: {app.workspace.models}" in paths and "loras: loras" in paths
         assert (app.workspace.outputs / "comfy").is_dir()
+        health = app.run("lorapilot-appliance", "health", "--config", str(app.config), check=False)
+        assert f"comfyui: RUNNING {url}/system_stats answered 200" in health.stdout, health.stdout
 
         # the bridge's default URL is this ComfyUI: supervisord passes the appliance's environment on
         monkeypatch.delenv(URL_ENV, raising=False)
