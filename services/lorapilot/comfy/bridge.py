@@ -1,7 +1,8 @@
 """`comfybridge`: the service that hands finished LoRAs to ComfyUI and renders their test sweeps.
 
 Each cycle it lists `jobs/done/`, publishes every job it has not published yet (publish.py) and,
-unless turned off, renders a strength sweep through ComfyUI. What it did is remembered in
+unless turned off, renders one job's strength sweep through ComfyUI (a backlog of sweeps never
+holds up the publishing of a job that finishes meanwhile). What it did is remembered in
 `config/comfybridge-state.json` (rewritten atomically after each job), so a restart neither
 publishes a job twice nor forgets one. It only reads what training writes: a failure here (a
 broken job, ComfyUI down) is logged and retried or skipped, never raised into training.
@@ -195,22 +196,21 @@ class Bridge:
                 }
                 made.append(publication)
             self.state.save()
-        if self.test:
+        if self.test:  # one sweep a cycle, so a job finishing meanwhile is published within one sweep
             untested = [r for r in done if r.id in self.state.published and r.id not in self.state.tested]
-            for record in untested:
-                if not self._test(record):
-                    break
+            if untested:
+                self._test(untested[0])
         return made
 
-    def _test(self, record: JobRecord) -> bool:
-        """Render the job's sweep; False when ComfyUI is down (the rest waits for the next cycle)."""
+    def _test(self, record: JobRecord) -> None:
+        """Render the job's sweep; when ComfyUI is down it stays untested for a later cycle."""
         try:
             result = render_sweep(self.ws, record, self.client, self.settings)
         except ComfyUnavailableError as exc:
             if not self._comfy_down:
                 log.warning("test renders wait for ComfyUI: %s", exc)
             self._comfy_down = True
-            return False
+            return
         except (ComfyError, OSError, ValueError) as exc:
             log.warning("test render of %s failed: %s", record.name, exc)
             self.state.tested[record.id] = f"failed: {exc}"
@@ -219,7 +219,6 @@ class Bridge:
             self.state.tested[record.id] = str(result.folder)
         self._comfy_down = False
         self.state.save()
-        return True
 
     def run(self, interval: float, stop: threading.Event) -> None:
         log.info("watching %s every %g s", self.spool.folder(JobState.DONE), interval)

@@ -86,6 +86,20 @@ def test_comfyui_down_publishes_anyway_and_tests_later(comfy_ws, runs, fake_comf
     assert len(fake_comfy.prompts) == 8  # 2 prompts × 4 strengths
 
 
+def test_a_backlog_of_sweeps_does_not_hold_up_publishing(comfy_ws, runs, fake_comfy):
+    configure(comfy_ws, fake_comfy.url)
+    first = add_done_job(comfy_ws, runs["first"], "my_lora")
+    second = add_done_job(comfy_ws, runs["second"], "other", folder="other")
+    bridge = Bridge(comfy_ws)
+    assert {p.job_id for p in bridge.cycle()} == {first.id, second.id}  # both published at once
+    assert list(bridge.state.tested) == [first.id]  # and one sweep rendered
+    late = add_done_job(comfy_ws, runs["first"], "late", folder="late")
+    assert [p.job_id for p in bridge.cycle()] == [late.id]  # the new job before the next sweep
+    assert list(bridge.state.tested) == [first.id, second.id]
+    bridge.cycle()
+    assert set(bridge.state.tested) == {first.id, second.id, late.id}
+
+
 def test_strength_sweep_images_and_contact_sheet(comfy_ws, runs, fake_comfy):
     configure(comfy_ws)
     record = add_done_job(comfy_ws, runs["first"], "my_lora")
