@@ -92,10 +92,10 @@ def test_a_backlog_of_sweeps_does_not_hold_up_publishing(comfy_ws, runs, fake_co
     second = add_done_job(comfy_ws, runs["second"], "other", folder="other")
     bridge = Bridge(comfy_ws)
     assert {p.job_id for p in bridge.cycle()} == {first.id, second.id}  # both published at once
-    assert list(bridge.state.tested) == [first.id]  # and one sweep rendered
+    assert len(bridge.state.tested) == 1  # and one sweep rendered
     late = add_done_job(comfy_ws, runs["first"], "late", folder="late")
     assert [p.job_id for p in bridge.cycle()] == [late.id]  # the new job before the next sweep
-    assert list(bridge.state.tested) == [first.id, second.id]
+    assert set(bridge.state.tested) == {first.id, second.id}
     bridge.cycle()
     assert set(bridge.state.tested) == {first.id, second.id, late.id}
 
