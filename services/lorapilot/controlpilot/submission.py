@@ -85,11 +85,10 @@ def submit(spool: Spool, request: Request) -> tuple[JobRecord, LoadedSpec]:
     """Validate and queue, as `trainpilot submit` does (same envelope, same name checks)."""
     loaded = validate(spool.ws, request)
     spec = loaded.spec
-    job = Job(
-        name=spec.output.name,
+    job = Job.for_spec(
+        spec,
         priority=request.priority,
         gpus=request.gpus,
-        spec=spec.model_dump(mode="json"),
         profile=request.profile,
         dataset=request.dataset,
         overrides=request.overrides,

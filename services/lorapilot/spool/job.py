@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lorapilot.spec import document
 from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue
 from lorapilot.spool.errors import InvalidJobError
+
+if TYPE_CHECKING:
+    from lorapilot.spec import TrainSpec
 
 ENVELOPE_KEY = "trainpilot_job"
 JOB_SUFFIXES = (".yaml", ".yml", ".toml")
@@ -78,6 +81,29 @@ class Job(BaseModel):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @classmethod
+    def for_spec(
+        cls,
+        spec: TrainSpec,
+        *,
+        priority: int = 0,
+        gpus: int | str = 1,
+        profile: str | None = None,
+        dataset: str | None = None,
+        overrides: list[str] | None = None,
+    ) -> Job:
+        """The envelope of a validated spec, named after its run; profile, dataset and overrides are
+        kept to show how it was asked for."""
+        return cls(
+            name=spec.output.name,
+            priority=priority,
+            gpus=gpus,
+            spec=spec.model_dump(mode="json"),
+            profile=profile,
+            dataset=dataset,
+            overrides=overrides or [],
+        )
 
     def document(self) -> dict[str, Any]:
         """The envelope as the YAML file holds it (no empty optional keys)."""

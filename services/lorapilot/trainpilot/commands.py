@@ -32,11 +32,10 @@ def _queue(args: argparse.Namespace) -> tuple[Spool, JobRecord, Path]:
     spool = _spool(args)
     spec = load_for(args, spool.ws).spec
     folder = Path(spec.output.folder)
-    job = Job(
-        name=spec.output.name,
+    job = Job.for_spec(
+        spec,
         priority=args.priority,
         gpus=args.gpus,
-        spec=spec.model_dump(mode="json"),
         profile=args.profile,
         dataset=args.dataset,
         overrides=args.overrides,
