@@ -48,6 +48,11 @@ class Publication:
         return self.lora.name
 
 
+def lora_file_name(name: str) -> str:
+    """The file in models/loras/ a user means by `name` (a job name or a file name)."""
+    return name if name.endswith(LORA_SUFFIX) else f"{name}{LORA_SUFFIX}"
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -72,6 +72,21 @@ class UrlOrigin:
     file_url: str | None  # `url:` in config/comfy.yaml; not used while source is env
 
 
+def resolve_url(file_url: str | None) -> tuple[str, UrlOrigin]:
+    """The bridge's URL and where it comes from: the environment, then the file, then the
+    appliance's own ComfyUI."""
+    env_url = os.environ.get(URL_ENV)
+    if env_url:
+        return env_url, UrlOrigin("env", file_url)
+    if file_url:
+        return file_url, UrlOrigin("file", file_url)
+    return own_comfyui_url(), UrlOrigin("default", None)
+
+
+def _file_url(data: dict[str, Any]) -> str | None:
+    return str(data["url"]) if data.get("url") else None
+
+
 def settings_path(workspace: Workspace) -> Path:
     return workspace.config / SETTINGS_FILE
 
@@ -87,7 +102,7 @@ def load_settings(workspace: Workspace) -> ComfySettings:
     except (TypeError, ValueError):
         raise SettingsError(f"{path}: strengths must be a list of numbers, e.g. [0, 0.5, 0.8, 1.0]") from None
     return ComfySettings(
-        url=os.environ.get(URL_ENV) or data.get("url") or own_comfyui_url(),
+        url=resolve_url(_file_url(data))[0],
         test_after_publish=bool(data.get("test_after_publish", True)),
         strengths=strengths,
         bases={str(k): {str(a): str(b) for a, b in v.items()} for k, v in bases.items()},
@@ -95,12 +110,8 @@ def load_settings(workspace: Workspace) -> ComfySettings:
 
 
 def url_origin(workspace: Workspace) -> UrlOrigin:
-    """The same order as `load_settings`: the environment, then the file, then the own ComfyUI."""
-    file_url = _read(settings_path(workspace)).get("url") or None
-    file_url = str(file_url) if file_url else None
-    if os.environ.get(URL_ENV):
-        return UrlOrigin("env", file_url)
-    return UrlOrigin("file" if file_url else "default", file_url)
+    """Where `load_settings`' URL comes from."""
+    return resolve_url(_file_url(_read(settings_path(workspace))))[1]
 
 
 def save_settings(workspace: Workspace, settings: ComfySettings) -> Path:

@@ -33,7 +33,7 @@ from lorapilot.comfy.errors import (
     PublishError,
     SettingsError,
 )
-from lorapilot.comfy.publish import LORA_SUFFIX, SIDECAR_SUFFIX, find_published, publish
+from lorapilot.comfy.publish import LORA_SUFFIX, SIDECAR_SUFFIX, find_published, lora_file_name, publish
 from lorapilot.comfy.settings import SETTINGS_FILE, URL_ENV, ComfySettings, load_settings
 from lorapilot.comfy.sweep import prompts_of, read_sidecar
 from lorapilot.comfy.workflows import LoraUse
@@ -381,7 +381,7 @@ def _blend_item(item: Any, index: int, loras: Path, workspace: Workspace) -> Lor
     name = item.get("name")
     if not isinstance(name, str) or not name.strip() or Path(name).name != name or name.startswith("."):
         raise ControlPilotError(f"{where}.name: the name of a LoRA in models/loras/, found {name!r}")
-    file = name if name.endswith(LORA_SUFFIX) else f"{name}{LORA_SUFFIX}"
+    file = lora_file_name(name)
     if not (loras / file).is_file():
         raise ControlPilotError(
             f"{where}.name: no {file} in {workspace.display(loras)}; publish it first "

@@ -13,7 +13,6 @@ makes the page wait. `PUT` checks and saves the settings (lorapilot.comfy.settin
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from lorapilot.comfy.settings import (
     ComfySettings,
     UrlOrigin,
     load_settings,
-    own_comfyui_url,
+    resolve_url,
     save_settings,
     settings_path,
     url_origin,
@@ -120,9 +119,8 @@ def _view(ws: Workspace) -> dict[str, Any]:
     try:
         settings, origin, settings_error = load_settings(ws), url_origin(ws), None
     except SettingsError as exc:
-        env_url = os.environ.get(URL_ENV)
-        settings = ComfySettings(url=env_url or own_comfyui_url())
-        origin, settings_error = UrlOrigin("env" if env_url else "default", None), str(exc)
+        url, origin = resolve_url(None)
+        settings, settings_error = ComfySettings(url=url), str(exc)
     loaders = {family: base_loaders(family) for family in BASE_INPUTS}
     reach, object_info = _probe(settings.url, {cls for by_key in loaders.values() for cls in by_key.values()})
     choices = _file_choices(ws, loaders, object_info)

@@ -8,7 +8,7 @@ import sys
 from lorapilot.comfy.bridge import render_sweep
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import ComfyError
-from lorapilot.comfy.publish import publish_named
+from lorapilot.comfy.publish import lora_file_name, publish_named
 from lorapilot.comfy.settings import load_settings
 from lorapilot.comfy.workflows import LoraUse
 from lorapilot.spool import Spool
@@ -36,7 +36,7 @@ def _resolve_blend(ws: Workspace, items: list[LoraUse]) -> tuple[LoraUse, ...]:
     loras = ws.model_dir("loras")
     resolved = []
     for item in items:
-        name = item.name if item.name.endswith(".safetensors") else f"{item.name}.safetensors"
+        name = lora_file_name(item.name)
         if not (loras / name).is_file():
             raise UsageError(f"--with {item.name}: no {name} in {ws.display(loras)}; publish it first")
         resolved.append(LoraUse(name, item.strength))
