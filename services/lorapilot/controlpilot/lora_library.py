@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lorapilot.safetensors_header import HeaderError, read_header
 from lorapilot.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a larger claim is a damaged file
 MAX_SIDECAR_BYTES = 1024 * 1024
 METADATA_PREFIXES = ("ss_", "sshs_", "modelspec.")
 LORA_SUFFIX = ".safetensors"
-
-
-class HeaderError(ValueError):
-    """A file whose safetensors header cannot be read; the message says why, without the path."""
 
 
 @dataclass(frozen=True)
@@ -44,34 +39,6 @@ class LoraEntry:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file (tensor entries and `__metadata__`), read without tensors."""
-    with path.open("rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise HeaderError("shorter than a safetensors header; the file is empty or truncated")
-        (length,) = struct.unpack("<Q", prefix)
-        size = path.stat().st_size
-        if length > MAX_HEADER_BYTES:
-            raise HeaderError(
-                f"its header claims {length} bytes (the limit is {MAX_HEADER_BYTES}); "
-                "it is damaged or not a safetensors file"
-            )
-        if length > size - 8:
-            raise HeaderError(
-                f"its header claims {length} bytes but the file has {size}; it is truncated "
-                "or not a safetensors file"
-            )
-        raw = handle.read(length)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HeaderError(f"its header is not JSON ({exc}); the file is damaged") from None
-    if not isinstance(header, dict):
-        raise HeaderError("its header is not a JSON object; the file is damaged")
-    return header
 
 
 def training_metadata(header: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +104,7 @@ def _entry(ws: Workspace, path: Path, source: str, run: str | None) -> LoraEntry
     metadata: dict[str, Any] = {}
     tensors, error = 0, None
     try:
-        header = safetensors_header(path)
+        header = read_header(path)
         metadata = training_metadata(header)
         tensors = sum(1 for key in header if key != "__metadata__")
     except (OSError, HeaderError) as exc:

@@ -21,8 +21,8 @@ import yaml
 
 from lorapilot.atomic_files import write_atomic
 from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
-from lorapilot.controlpilot.lora_library import HeaderError, safetensors_header
-from lorapilot.spec.family_probe import guess_from_name, probe_folder, probe_single_file
+from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
+from lorapilot.spec.family_probe import family_of_tensor_names, guess_from_name, probe_folder
 from lorapilot.workspace import MODEL_KINDS, PathEscapeError, Workspace
 
 logger = logging.getLogger(__name__)
@@ -177,13 +177,13 @@ def _family(path: Path, fmt: str) -> tuple[str | None, str]:
         )
         return _guessed(path, why)
     if fmt == "safetensors":
-        family = probe_single_file(path)
-        if family:
-            return family, "read from its tensor names"
         try:
-            safetensors_header(path)
+            header = read_header(path)
         except (OSError, HeaderError) as exc:
             return None, f"unreadable: {exc}"
+        family = family_of_tensor_names(tensor_names(header))
+        if family:
+            return family, "read from its tensor names"
         return _guessed(path, "its tensor names match no family LoRA Pilot trains (a VAE or text encoder?)")
     if fmt == "folder":
         component = _json_value(path / "config.json", "_class_name") or "a model"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from pathlib import Path
+
+from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
 
 _PIPELINE_FAMILIES = {
     "StableDiffusionXLPipeline": "sdxl",
@@ -44,9 +45,14 @@ def probe_folder(folder: Path) -> str | None:
 
 def probe_single_file(path: Path) -> str | None:
     """Family of a single-file `.safetensors` checkpoint from its tensor names (header only)."""
-    keys = _safetensors_keys(path)
-    if not keys:
+    try:
+        return family_of_tensor_names(tensor_names(read_header(path)))
+    except (OSError, HeaderError):
         return None
+
+
+def family_of_tensor_names(keys: list[str]) -> str | None:
+    """Family of a single-file checkpoint whose header names these tensors."""
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return "sdxl"
     if any(".double_blocks." in k or k.startswith("double_blocks.") for k in keys):
@@ -82,15 +88,3 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _safetensors_keys(path: Path) -> list[str]:
-    try:
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > 100_000_000:
-                return []
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError, struct.error):
-        return []
-    return [k for k in header if k != "__metadata__"] if isinstance(header, dict) else []
