@@ -29,10 +29,11 @@ from typing import Any
 
 import yaml
 
+from lorapilot import families
 from lorapilot.atomic_files import write_atomic
 from lorapilot.comfy.client import DEFAULT_URL
 from lorapilot.comfy.errors import SettingsError
-from lorapilot.comfy.workflows import BASE_INPUTS, Base
+from lorapilot.comfy.workflows import Base
 from lorapilot.workspace import Workspace
 
 URL_ENV = "LORAPILOT_COMFY_URL"
@@ -146,16 +147,17 @@ def check_settings(settings: ComfySettings) -> None:
             "bases: a mapping of family to its files, e.g. {sd15: {ckpt_name: model.safetensors}}"
         )
     for family, files in settings.bases.items():
-        inputs = BASE_INPUTS.get(family)
-        if inputs is None:
-            raise SettingsError(f"bases.{family}: unknown family; known: {', '.join(BASE_INPUTS)}")
+        known = families.find(family)
+        if known is None:
+            raise SettingsError(f"bases.{family}: unknown family; known: {', '.join(families.ids())}")
+        graph = known.comfy
         if not isinstance(files, dict):
             raise SettingsError(
-                f"bases.{family}: a mapping of loader input to file, e.g. {{{inputs.files[0]}: …}}"
+                f"bases.{family}: a mapping of loader input to file, e.g. {{{graph.files[0]}: …}}"
             )
         for key, value in files.items():
-            if key not in inputs.keys:
-                taken = ", ".join(inputs.keys)
+            if key not in graph.inputs:
+                taken = ", ".join(graph.inputs)
                 raise SettingsError(f"bases.{family}.{key}: {family} workflows take no {key!r}, only {taken}")
             _check_file_name(f"bases.{family}.{key}", value)
 

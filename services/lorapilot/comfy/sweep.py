@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from lorapilot.atomic_files import write_atomic, write_json_atomic
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import WorkflowCheckError
-from lorapilot.comfy.workflows import NATIVE_SIZE, Base, LoraUse, Render, build, check
+from lorapilot.comfy.workflows import Base, LoraUse, Render, build, check, family_of
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def strength_sweep(
 ) -> SweepResult:
     """Render every prompt at every strength (other LoRAs of `blend` at their fixed weights)."""
     object_info = client.object_info()
-    side = size or NATIVE_SIZE.get(family, 512)
+    side = size or family_of(family).native_resolution
     grid: list[list[Path]] = []
     out_folder.mkdir(parents=True, exist_ok=True)
     for p_index, prompt in enumerate(prompts):

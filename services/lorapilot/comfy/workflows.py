@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lorapilot import families
 from lorapilot.comfy.errors import SettingsError
+from lorapilot.families import ComfyGraph, Family
 
 Workflow = dict[str, dict[str, Any]]
 
@@ -46,7 +48,7 @@ class Base:
 
     files: dict[str, str] = field(default_factory=dict)
 
-    def get(self, key: str, family: str) -> str:
+    def get(self, key: str, family: Family) -> str:
         value = self.files.get(key)
         if not value:
             raise SettingsError(
@@ -55,33 +57,12 @@ class Base:
             )
         return value
 
-    def require(self, inputs: BaseInputs, family: str) -> tuple[str, ...]:
+    def require(self, family: Family) -> tuple[str, ...]:
         """The family's base files, in the order its workflow loads them (the first missing one raises)."""
-        return tuple(self.get(key, family) for key in inputs.files)
+        return tuple(self.get(key, family) for key in family.comfy.files)
 
-    def option(self, key: str, inputs: BaseInputs) -> str:
-        return self.files.get(key, inputs.options[key])
-
-
-@dataclass(frozen=True)
-class BaseInputs:
-    """The loader inputs a family's workflow takes from `Base` (`bases.<family>.<input>` in
-    config/comfy.yaml): the base-model files it cannot render without, and loader settings that have
-    a default."""
-
-    files: tuple[str, ...]
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return self.files + tuple(self.options)
-
-
-_SD_INPUTS = BaseInputs(("ckpt_name",))
-_FLUX_INPUTS = BaseInputs(
-    ("unet_name", "clip_name1", "clip_name2", "vae_name"), options={"weight_dtype": "default"}
-)
-_SD3_INPUTS = BaseInputs(("ckpt_name", "clip_name1", "clip_name2", "clip_name3"))
+    def option(self, key: str, graph: ComfyGraph) -> str:
+        return self.files.get(key, graph.options[key])
 
 
 class _Graph:
@@ -125,10 +106,10 @@ def _sample_decode_save(
     graph.add("SaveImage", images=[image, 0], filename_prefix=render.prefix)
 
 
-def _sd_family(graph: _Graph, render: Render, base: Base, family: str) -> None:
+def _checkpoint(graph: _Graph, render: Render, base: Base, family: Family) -> None:
     """CheckpointLoaderSimple → LoraLoader… → CLIPTextEncode ×2 → EmptyLatentImage → KSampler →
     VAEDecode → SaveImage."""
-    (ckpt_name,) = base.require(_SD_INPUTS, family)
+    (ckpt_name,) = base.require(family)
     ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=ckpt_name)
     model, clip = [ckpt, 0], [ckpt, 1]
     for lora in render.loras:
@@ -167,17 +148,17 @@ def _model_loras(graph: _Graph, model: list, render: Render) -> list:
     return model
 
 
-def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
+def _unet_dual_clip(graph: _Graph, render: Render, base: Base, family: Family) -> None:
     """UNETLoader → LoraLoaderModelOnly…; DualCLIPLoader(flux) → CLIPTextEncode → FluxGuidance; VAELoader."""
-    unet_name, clip_name1, clip_name2, vae_name = base.require(_FLUX_INPUTS, family)
+    unet_name, clip_name1, clip_name2, vae_name = base.require(family)
     unet = graph.add(
-        "UNETLoader", unet_name=unet_name, weight_dtype=base.option("weight_dtype", _FLUX_INPUTS)
+        "UNETLoader", unet_name=unet_name, weight_dtype=base.option("weight_dtype", family.comfy)
     )
     model = _model_loras(graph, [unet, 0], render)
     clip = graph.add("DualCLIPLoader", clip_name1=clip_name1, clip_name2=clip_name2, type="flux")
     positive = graph.add("CLIPTextEncode", text=render.prompt, clip=[clip, 0])
     guided = graph.add(
-        "FluxGuidance", conditioning=[positive, 0], guidance=render.guidance if family == "flux-dev" else 1.0
+        "FluxGuidance", conditioning=[positive, 0], guidance=render.guidance if family.comfy.guidance else 1.0
     )
     negative = graph.add("CLIPTextEncode", text="", clip=[clip, 0])  # unused at cfg 1, but KSampler needs one
     latent = graph.add("EmptySD3LatentImage", width=render.width, height=render.height, batch_size=1)
@@ -196,10 +177,10 @@ def _flux(graph: _Graph, render: Render, base: Base, family: str) -> None:
     )
 
 
-def _sd3(graph: _Graph, render: Render, base: Base, family: str) -> None:
+def _checkpoint_triple_clip(graph: _Graph, render: Render, base: Base, family: Family) -> None:
     """CheckpointLoaderSimple (MMDiT + VAE) → LoraLoaderModelOnly…; TripleCLIPLoader for the three
     text encoders."""
-    ckpt_name, clip_name1, clip_name2, clip_name3 = base.require(_SD3_INPUTS, family)
+    ckpt_name, clip_name1, clip_name2, clip_name3 = base.require(family)
     ckpt = graph.add("CheckpointLoaderSimple", ckpt_name=ckpt_name)
     model = _model_loras(graph, [ckpt, 0], render)
     clip = graph.add("TripleCLIPLoader", clip_name1=clip_name1, clip_name2=clip_name2, clip_name3=clip_name3)
@@ -220,41 +201,36 @@ def _sd3(graph: _Graph, render: Render, base: Base, family: str) -> None:
     )
 
 
-# family → graph builder (a family adds itself here; no if/elif on names elsewhere)
-BUILDERS: dict[str, Callable[[_Graph, Render, Base, str], None]] = {
-    "sd15": _sd_family,
-    "sd2": _sd_family,
-    "sdxl": _sd_family,
-    "sd3": _sd3,
-    "flux-dev": _flux,
-    "flux-schnell": _flux,
+# ComfyGraph.workflow → graph builder; a family names its workflow in its registry entry
+BUILDERS: dict[str, Callable[[_Graph, Render, Base, Family], None]] = {
+    "checkpoint": _checkpoint,
+    "checkpoint_triple_clip": _checkpoint_triple_clip,
+    "unet_dual_clip": _unet_dual_clip,
 }
-# builder → the loader inputs it takes from `Base`
-_INPUTS_OF = {_sd_family: _SD_INPUTS, _flux: _FLUX_INPUTS, _sd3: _SD3_INPUTS}
-# family → what `bases.<family>` in config/comfy.yaml may and must name
-BASE_INPUTS: dict[str, BaseInputs] = {family: _INPUTS_OF[builder] for family, builder in BUILDERS.items()}
-# render size a family is made for, when the job's spec does not say
-NATIVE_SIZE = {"sd15": 512, "sd2": 768, "sdxl": 1024, "sd3": 1024, "flux-dev": 1024, "flux-schnell": 1024}
 
 
-def build(family: str, render: Render, base: Base) -> Workflow:
-    try:
-        builder = BUILDERS[family]
-    except KeyError:
+def family_of(family_id: str) -> Family:
+    """The registered family, or the SettingsError a workflow request for an unknown one gets."""
+    family = families.find(family_id)
+    if family is None:
         raise SettingsError(
-            f"no ComfyUI workflow for family {family!r}; known: {', '.join(BUILDERS)}"
-        ) from None
+            f"no ComfyUI workflow for family {family_id!r}; known: {', '.join(families.ids())}"
+        )
+    return family
+
+
+def build(family_id: str, render: Render, base: Base) -> Workflow:
+    family = family_of(family_id)
     graph = _Graph()
-    builder(graph, render, base, family)
+    BUILDERS[family.comfy.workflow](graph, render, base, family)
     return graph.nodes
 
 
-def base_loaders(family: str) -> dict[str, str]:
+def base_loaders(family_id: str) -> dict[str, str]:
     """Each of the family's base inputs → the loader node class it goes to (whose `/object_info`
     entry lists the files ComfyUI offers for it), found by building the workflow with marker names."""
-    inputs = BASE_INPUTS[family]
-    markers = {key: f"\0{key}" for key in inputs.keys}
-    workflow = build(family, Render(""), Base(markers))
+    markers = {key: f"\0{key}" for key in family_of(family_id).comfy.inputs}
+    workflow = build(family_id, Render(""), Base(markers))
     return {
         key: node["class_type"]
         for node in workflow.values()

@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from lorapilot import families
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import ComfyError, SettingsError
 from lorapilot.comfy.settings import (
@@ -33,9 +34,8 @@ from lorapilot.comfy.settings import (
     settings_path,
     url_origin,
 )
-from lorapilot.comfy.workflows import BASE_INPUTS, base_loaders
+from lorapilot.comfy.workflows import base_loaders
 from lorapilot.controlpilot.errors import ControlPilotError
-from lorapilot.controlpilot.model_inventory import FAMILY_LABELS
 from lorapilot.web.app import workspace_of
 from lorapilot.workspace import Workspace
 
@@ -121,7 +121,7 @@ def _view(ws: Workspace) -> dict[str, Any]:
     except SettingsError as exc:
         url, origin = resolve_url(None)
         settings, settings_error = ComfySettings(url=url), str(exc)
-    loaders = {family: base_loaders(family) for family in BASE_INPUTS}
+    loaders = {family: base_loaders(family) for family in families.ids()}
     reach, object_info = _probe(settings.url, {cls for by_key in loaders.values() for cls in by_key.values()})
     choices = _file_choices(ws, loaders, object_info)
     return {
@@ -136,13 +136,13 @@ def _view(ws: Workspace) -> dict[str, Any]:
         "settings_error": settings_error,
         "families": [  # a list: the page shows them in this order
             {
-                "family": family,
-                "label": FAMILY_LABELS.get(family, family),
-                "files": list(inputs.files),
-                "options": inputs.options,
-                "loaders": loaders[family],
+                "family": family.id,
+                "label": family.label,
+                "files": list(family.comfy.files),
+                "options": dict(family.comfy.options),
+                "loaders": loaders[family.id],
             }
-            for family, inputs in BASE_INPUTS.items()
+            for family in families.all_families()
         ],
         "comfyui": asdict(reach),
         "choices": choices.by_family,
@@ -189,14 +189,14 @@ def _file_choices(
     by_family: dict[str, dict[str, list[str]]] = {}
     sources = set()
     for family, by_key in loaders.items():
-        inputs = BASE_INPUTS[family]
+        graph = families.get(family).comfy
         by_family[family] = {}
-        for key in inputs.keys:
+        for key in graph.inputs:
             cls = by_key.get(key, "")
             listed = _listed(object_info.get(cls), key)
             if listed is None:
-                folder = LOADER_FOLDERS.get(cls) if key in inputs.files else None
-                listed = _model_files(ws.models / folder) if folder else [inputs.options.get(key, "")]
+                folder = LOADER_FOLDERS.get(cls) if key in graph.files else None
+                listed = _model_files(ws.models / folder) if folder else [graph.options.get(key, "")]
                 listed = [value for value in listed if value]
             sources.add("workspace" if cls not in object_info else "comfyui")
             by_family[family][key] = listed

@@ -1,7 +1,7 @@
 """The base models a workspace holds: models/ plus paths registered on the Models page.
 
 For each one: what it is (a diffusers pipeline folder, a component folder or a single file), its
-family (told by `spec.family_probe` from model_index.json or the safetensors header, as training
+family (told by `families.recognition` from model_index.json or the safetensors header, as training
 does) and its size. Scanning reads listings, small JSON files and headers only, never weights.
 Registered paths live in `config/models.yaml`, rewritten atomically.
 """
@@ -19,10 +19,12 @@ from typing import Any
 
 import yaml
 
+from lorapilot import families
 from lorapilot.atomic_files import write_atomic
 from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
+from lorapilot.families import Family
+from lorapilot.families.recognition import family_of_tensor_names, guess_from_name, probe_folder
 from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
-from lorapilot.spec.family_probe import family_of_tensor_names, guess_from_name, probe_folder
 from lorapilot.workspace import MODEL_KINDS, PathEscapeError, Workspace
 
 logger = logging.getLogger(__name__)
@@ -38,16 +40,8 @@ SINGLE_FILE_FORMATS = {
 }
 PICKLED = ("ckpt", "pt", "pth", "bin")
 LISTED_KINDS = tuple(kind for kind in MODEL_KINDS if kind != "loras")  # LoRAs: lora_library
-FAMILY_LABELS = {
-    "sd15": "SD1.5",
-    "sd2": "SD2.x",
-    "sdxl": "SDXL",
-    "sd3": "SD3",
-    "flux-dev": "FLUX.1 dev",
-    "flux-schnell": "FLUX.1 schnell",
-    "unknown": "Unknown family",
-}
 UNKNOWN = "unknown"
+FAMILY_LABELS = {**{f.id: f.label for f in families.all_families()}, UNKNOWN: "Unknown family"}
 REGISTRY_FILE = "models.yaml"
 MAX_DEPTH = 4  # folders inside a kind folder looked into; also stops symlink loops
 _REGISTRY_LOCK = threading.Lock()
@@ -61,7 +55,7 @@ class ModelEntry:
     format: str  # diffusers, folder (one component), safetensors, ckpt, … or missing
     size_bytes: int
     modified: float
-    family: str  # sd15, sd2, sdxl, sd3, flux-dev, flux-schnell or "unknown"
+    family: str  # a registered family's id, or "unknown"
     family_note: str  # how the family was told, or why it could not be
     registered: bool = False
 
@@ -157,13 +151,13 @@ def describe(ws: Workspace, path: Path, kind: str, registered: bool = False) -> 
         format=fmt,
         size_bytes=size_on_disk(path),
         modified=modified,
-        family=family or UNKNOWN,
+        family=family.id if family else UNKNOWN,
         family_note=note,
         registered=registered,
     )
 
 
-def _family(path: Path, fmt: str) -> tuple[str | None, str]:
+def _family(path: Path, fmt: str) -> tuple[Family | None, str]:
     """(family or None, how it was told or why it could not be)."""
     if fmt == "diffusers":
         family = probe_folder(path)
@@ -197,7 +191,7 @@ def _family(path: Path, fmt: str) -> tuple[str | None, str]:
     return _guessed(path, f"the family of a .{fmt} file is not read")
 
 
-def _guessed(path: Path, why: str) -> tuple[str | None, str]:
+def _guessed(path: Path, why: str) -> tuple[Family | None, str]:
     family = guess_from_name(path.name)
     if family:
         return family, f"guessed from the name; {why}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lorapilot import families
 from lorapilot.spec.model import TrainSpec
 
 _NETWORK_MODULE = {"lora": "networks.lora", "locon": "networks.lora", "dora": "networks.lora"}
@@ -88,7 +89,7 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         "ss_mixed_precision": t.mixed_precision,
         "ss_full_fp16": False,
         "ss_base_model_version": facts.base_model_version,
-        "ss_v2": spec.model.family == "sd2",
+        "ss_v2": families.get(spec.model.family).kohya.v2,
         "ss_clip_skip": t.clip_skip if t.clip_skip is not None else "None",
         "ss_resolution": f"({max(d0.resolutions)}, {max(d0.resolutions)})",
         "ss_enable_bucket": d0.bucket.enabled,

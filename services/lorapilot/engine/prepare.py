@@ -19,7 +19,7 @@ from lorapilot.data.buckets import fit_to_bucket
 from lorapilot.data.dataset import TrainItem
 from lorapilot.data.images import load_image
 from lorapilot.data.tensor_cache import TensorCache, content_key, file_digest, tensors_digest
-from lorapilot.engine.families.base import Conditioning, ImageGeometry, LoadedModel, ModelFamily
+from lorapilot.engine.families.base import Conditioning, FamilyAdapter, ImageGeometry, LoadedModel
 
 log = logging.getLogger(__name__)
 TEXT_BATCH = 16
@@ -37,16 +37,16 @@ class PreparedItem:
     variants: dict[bool, EncodedImage]  # keyed by "flipped"
 
 
-def encoder_id(family: ModelFamily, model: LoadedModel, components: Iterable[str], *extra: object) -> str:
-    parts = [tensors_digest(family.identity_parts(model, name)) for name in components]
-    return content_key(family.name, *parts, *map(str, extra))
+def encoder_id(adapter: FamilyAdapter, model: LoadedModel, components: Iterable[str], *extra: object) -> str:
+    parts = [tensors_digest(adapter.identity_parts(model, name)) for name in components]
+    return content_key(type(adapter).__name__, *parts, *map(str, extra))
 
 
 def prepare_latents(
-    items: Sequence[TrainItem], family: ModelFamily, model: LoadedModel, cache: TensorCache, *, show: bool
+    items: Sequence[TrainItem], adapter: FamilyAdapter, model: LoadedModel, cache: TensorCache, *, show: bool
 ) -> tuple[list[PreparedItem], int]:
     """Latents for every item (both flips where flipping is on); returns them and the encode count."""
-    vae_id = encoder_id(family, model, ["vae"])
+    vae_id = encoder_id(adapter, model, ["vae"])
     digests: dict[Path, str] = {}
     encoded: dict[tuple[Path, int, int, bool], EncodedImage] = {}
     encodes = 0
@@ -61,7 +61,7 @@ def prepare_latents(
                 key = content_key("latent", digest, item.bucket.width, item.bucket.height, flipped, vae_id)
                 entry = cache.get(key)
                 if entry is None:
-                    entry = cache.put(key, _encode(item, flipped, family, model))
+                    entry = cache.put(key, _encode(item, flipped, adapter, model))
                     encodes += 1
                 encoded[slot] = _from_entry(entry, item)
             variants[flipped] = encoded[slot]
@@ -72,10 +72,10 @@ def prepare_latents(
 
 @torch.no_grad()
 def _encode(
-    item: TrainItem, flipped: bool, family: ModelFamily, model: LoadedModel
+    item: TrainItem, flipped: bool, adapter: FamilyAdapter, model: LoadedModel
 ) -> dict[str, torch.Tensor]:
     fitted = fit_to_bucket(load_image(item.image), item.bucket, flip=flipped)
-    latents = family.encode_images(model, fitted.pixels.unsqueeze(0))[0]
+    latents = adapter.encode_images(model, fitted.pixels.unsqueeze(0))[0]
     geometry = torch.tensor([*fitted.original_size, *fitted.crop_top_left], dtype=torch.float32)
     return {"latents": latents.float(), "geometry": geometry}
 
@@ -89,13 +89,13 @@ def _from_entry(entry: dict[str, torch.Tensor], item: TrainItem) -> EncodedImage
 @torch.no_grad()
 def prepare_text(
     prompts: Iterable[str],
-    family: ModelFamily,
+    adapter: FamilyAdapter,
     model: LoadedModel,
     cache: TensorCache,
     clip_skip: int | None,
 ) -> tuple[dict[str, Conditioning], int]:
     """Encoder outputs for each distinct prompt through the text cache, and how many were encoded."""
-    te_id = encoder_id(family, model, family.text_encoder_names(), clip_skip)
+    te_id = encoder_id(adapter, model, adapter.text_encoder_names(), clip_skip)
     result: dict[str, Conditioning] = {}
     missing: list[str] = []
     for prompt in sorted(set(prompts)):
@@ -106,7 +106,7 @@ def prepare_text(
             result[prompt] = entry
     for start in range(0, len(missing), TEXT_BATCH):
         chunk = missing[start : start + TEXT_BATCH]
-        for prompt, cond in zip(chunk, family.encode_prompts(model, chunk, clip_skip), strict=True):
+        for prompt, cond in zip(chunk, adapter.encode_prompts(model, chunk, clip_skip), strict=True):
             result[prompt] = cache.put(content_key("text", prompt, te_id), cond)
     log.info("text: %d captions encoded, %d taken from the cache", len(missing), len(result) - len(missing))
     return result, len(missing)

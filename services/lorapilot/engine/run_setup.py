@@ -17,7 +17,7 @@ from lorapilot.data.captions import render_caption
 from lorapilot.data.dataset import DatasetPlan, scan_datasets
 from lorapilot.data.tensor_cache import TensorCache
 from lorapilot.engine.block_swap import BlockSwapper
-from lorapilot.engine.families.base import Conditioning, LoadedModel, ModelFamily
+from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
 from lorapilot.engine.lora import InjectedSite, inject
 from lorapilot.engine.prepare import PreparedItem, prepare_latents, prepare_text
 from lorapilot.engine.sampling import sample_prompts
@@ -42,22 +42,22 @@ class PreparedRun:
 
 
 def prepare_run(
-    spec: TrainSpec, workspace: Workspace, family: ModelFamily, device: torch.device, *, show: bool
+    spec: TrainSpec, workspace: Workspace, adapter: FamilyAdapter, device: torch.device, *, show: bool
 ) -> PreparedRun:
     t = spec.training
     weight_dtype = DTYPES[spec.model.weight_dtype]
-    family.prepare_device(device)
-    model = family.load(spec.model, weight_dtype, workspace.cache / "model-configs")
+    adapter.prepare_device(device)
+    model = adapter.load(spec.model, weight_dtype, workspace.cache / "model-configs")
     plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
     for line in plan.describe_buckets():
         log.info(line)
     log_bucket_assignment(plan)
-    for name in ("vae", *family.text_encoder_names()):
+    for name in ("vae", *adapter.text_encoder_names()):
         move(model[name], device)
     latent_root = workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
-    items, vae_encodes = prepare_latents(plan.items, family, model, TensorCache(latent_root), show=show)
+    items, vae_encodes = prepare_latents(plan.items, adapter, model, TensorCache(latent_root), show=show)
     sites = inject(
-        model, family.lora_sites(spec.network.train_text_encoder), spec.network, family.denoiser_name
+        model, adapter.lora_sites(spec.network.train_text_encoder), spec.network, adapter.denoiser_name
     )
     text_cached = not spec.network.train_text_encoder and all(not p.item.policy.shuffle for p in items)
     text: dict[str, Conditioning] = {}
@@ -65,12 +65,12 @@ def prepare_run(
     if text_cached:
         text_root = workspace.text_cache if t.cache_text_encoder_outputs else None
         prompts = caption_prompts(items) | set(sample_prompts(spec))
-        text, text_encodes = prepare_text(prompts, family, model, TensorCache(text_root), t.clip_skip)
-        release_text_encoders(model, family)
+        text, text_encodes = prepare_text(prompts, adapter, model, TensorCache(text_root), t.clip_skip)
+        release_text_encoders(model, adapter)
     if t.low_vram:
         move(model["vae"], torch.device("cpu"))
-    configure_training_modules(model, family, sites, t)
-    place_denoiser(model, family, t, device)
+    configure_training_modules(model, adapter, sites, t)
+    place_denoiser(model, adapter, t, device)
     return PreparedRun(model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes)
 
 
@@ -80,9 +80,9 @@ def move(module: torch.nn.Module | None, device: torch.device) -> None:
         module.to(device)
 
 
-def release_text_encoders(model: LoadedModel, family: ModelFamily) -> None:
+def release_text_encoders(model: LoadedModel, adapter: FamilyAdapter) -> None:
     """Every caption and sample prompt is encoded: the frozen text encoders (T5 alone is ~9.5 GB) go."""
-    for name in family.text_encoder_names():
+    for name in adapter.text_encoder_names():
         model.components[name] = None
     gc.collect()
     if torch.cuda.is_available():
@@ -91,15 +91,15 @@ def release_text_encoders(model: LoadedModel, family: ModelFamily) -> None:
 
 
 def place_denoiser(
-    model: LoadedModel, family: ModelFamily, training: TrainingSpec, device: torch.device
+    model: LoadedModel, adapter: FamilyAdapter, training: TrainingSpec, device: torch.device
 ) -> None:
-    denoiser = model[family.denoiser_name]
+    denoiser = model[adapter.denoiser_name]
     if not training.blocks_to_swap:
         move(denoiser, device)
         return
-    blocks = family.offloadable_blocks(model)
+    blocks = adapter.offloadable_blocks(model)
     if not blocks:
-        log.warning("blocks_to_swap: %s has no swappable blocks; ignoring it", family.name)
+        log.warning("blocks_to_swap: %s has no swappable blocks; ignoring it", adapter.family)
         move(denoiser, device)
         return
     count = min(training.blocks_to_swap, len(blocks))
@@ -131,9 +131,9 @@ def caption_prompts(items: list[PreparedItem]) -> set[str]:
 
 
 def configure_training_modules(
-    model: LoadedModel, family: ModelFamily, sites: list[InjectedSite], training: TrainingSpec
+    model: LoadedModel, adapter: FamilyAdapter, sites: list[InjectedSite], training: TrainingSpec
 ) -> None:
-    denoiser = model[family.denoiser_name]
+    denoiser = model[adapter.denoiser_name]
     if training.blocks_to_swap and not training.gradient_checkpointing:
         log.info("blocks_to_swap needs gradient checkpointing; turning it on")
     if training.gradient_checkpointing or training.blocks_to_swap:

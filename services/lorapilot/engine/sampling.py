@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from lorapilot.engine.families.base import Conditioning, LoadedModel, ModelFamily
+from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
 from lorapilot.spec.model import SampleSpec, TrainSpec
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def sample_prompts(spec: TrainSpec) -> list[str]:
 
 @torch.no_grad()
 def render_samples(
-    family: ModelFamily,
+    adapter: FamilyAdapter,
     model: LoadedModel,
     sample: SampleSpec,
     *,
@@ -53,9 +53,9 @@ def render_samples(
     With `embeddings` (the text cache, when the text encoders are unloaded) prompts are looked up
     there instead of being encoded.
     """
-    pipe = family.sampling_pipeline(model)
+    pipe = adapter.sampling_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    arguments = family.sampling_arguments(model, sample)
+    arguments = adapter.sampling_arguments(model, sample)
     written = []
     for index, (prompt, path) in enumerate(zip(sample.prompts, paths, strict=False)):
         generator = torch.Generator(device="cpu").manual_seed(sample.seed + index)
@@ -66,7 +66,7 @@ def render_samples(
             call = {k: v for k, v in arguments.items() if k != "negative_prompt"}
             prompt_embeds = _to(embeddings[text], device, dtype)
             negative_embeds = _to(embeddings[sample.negative_prompt], device, dtype)
-            call |= family.embedding_arguments(prompt_embeds, negative_embeds)
+            call |= adapter.embedding_arguments(prompt_embeds, negative_embeds)
         image = pipe(**call, width=size[0], height=size[1], generator=generator).images[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

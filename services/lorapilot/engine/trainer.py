@@ -23,7 +23,7 @@ from lorapilot.atomic_files import write_json_atomic
 from lorapilot.data.buckets import BucketBatchSampler
 from lorapilot.data.captions import render_caption
 from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
-from lorapilot.engine.families import family_for
+from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
@@ -83,7 +83,7 @@ class Trainer:
         self.show_progress = show_progress
         self.folder = RunFolder(Path(spec.output.folder), spec.output.name).create()
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.family = family_for(spec.model.family)
+        self.adapter = adapter_for(spec.model.family)
         self.run_log: RunLog | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ class Trainer:
         return self._loop(start)
 
     def _load_and_prepare(self) -> None:
-        run = prepare_run(self.spec, self.workspace, self.family, self.device, show=self.show_progress)
+        run = prepare_run(self.spec, self.workspace, self.adapter, self.device, show=self.show_progress)
         self.model, self.weight_dtype, self.plan, self.items = (
             run.model,
             run.weight_dtype,
@@ -130,7 +130,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
         use_scaler = t.mixed_precision == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
-        self.objective = self.family.objective(self.model, t, self.device)
+        self.objective = self.adapter.objective(self.model, t, self.device)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(t.seed)
         self.data_rng = random.Random(t.seed)
         self.ema = LoraEma(self.params, t.ema_decay) if t.ema_decay else None
@@ -138,8 +138,8 @@ class Trainer:
         self.facts = RunFacts(
             session_id=uuid.uuid4().hex,
             started_at=time.time(),
-            base_model_version=self.model.extras["base_model_version"],
-            architecture=self.model.extras.get("architecture"),
+            base_model_version=self.model.facts.kohya.base_model_version,
+            architecture=self.model.facts.kohya.architecture,
             num_train_images=self.plan.num_train_images,
             num_reg_images=self.plan.num_reg_images,
             batches_per_epoch=self.batches_per_epoch,
@@ -234,7 +234,7 @@ class Trainer:
             device=self.device,
         )
         with self._autocast():
-            pred = self.family.predict(
+            pred = self.adapter.predict(
                 self.model,
                 noised.noisy.to(self.weight_dtype),
                 noised.timesteps,
@@ -252,7 +252,7 @@ class Trainer:
             rows = [self.text[c] for c in captions]
         else:
             with self._autocast():
-                rows = self.family.encode_prompts(self.model, captions, self.spec.training.clip_skip)
+                rows = self.adapter.encode_prompts(self.model, captions, self.spec.training.clip_skip)
         return {k: torch.stack([r[k] for r in rows]).to(self.device, self.weight_dtype) for k in rows[0]}
 
     def _autocast(self):
@@ -342,14 +342,14 @@ class Trainer:
     def _sample(self, step: int) -> None:
         s = self.spec
         size = (s.sample.width or self._sample_side(), s.sample.height or self._sample_side())
-        for name in ("vae", *self.family.text_encoder_names()):
+        for name in ("vae", *self.adapter.text_encoder_names()):
             move(self.model[name], self.device)
         for site in self.sites:
             site.module.eval()
         paths = [self.folder.sample(step, k) for k in range(len(s.sample.prompts))]
         with self._ema_weights():
             render_samples(
-                self.family,
+                self.adapter,
                 self.model,
                 s.sample,
                 size=size,
@@ -373,7 +373,7 @@ class Trainer:
     def _save_spec(self) -> LoraFileSpec:
         """The save section with the key layout the family's loaders read."""
         save = self.spec.save
-        return LoraFileSpec(self.family.lora_file_format(save.format), save.dtype, save.keep_last)
+        return LoraFileSpec(self.adapter.lora_file_format(save.format), save.dtype, save.keep_last)
 
     def _components(self) -> list[LoraComponent]:
         return [LoraComponent(s.site.name, s.site.kohya_prefix, s.module) for s in self.sites]

@@ -2,12 +2,11 @@
 
 from lorapilot.spec.issues import Notice, SpecError, SpecIssue
 from lorapilot.spec.loader import LoadedSpec, load_spec, read_config
-from lorapilot.spec.model import FAMILIES, TrainSpec
+from lorapilot.spec.model import TrainSpec
 from lorapilot.spec.readers import DIALECTS
 
 __all__ = [
     "DIALECTS",
-    "FAMILIES",
     "LoadedSpec",
     "Notice",
     "SpecError",

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lorapilot import families
+
 SPEC_VERSION = 1
 
-Family = Literal["sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell"]
-FAMILIES: tuple[str, ...] = ("sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell")
-FLOW_FAMILIES: tuple[str, ...] = ("sd3", "flux-dev", "flux-schnell")
+Family = Literal[families.ids()]  # the registered family ids, as pydantic's choices
 Dtype = Literal["fp32", "fp16", "bf16"]
 MixedPrecision = Literal["no", "fp16", "bf16"]
 Optimizer = Literal["adamw8bit", "adamw", "adafactor", "prodigy", "lion", "lion8bit", "sgd"]
@@ -49,16 +49,16 @@ class ModelSpec(Section):
 
     @model_validator(mode="after")
     def _quantize_family(self) -> ModelSpec:
-        if self.quantize != "none" and self.family not in ("sd3", "flux-dev", "flux-schnell"):
+        if self.quantize != "none" and not families.get(self.family).quantizable:
             raise ValueError(
-                f"quantize applies to the large transformer models (sd3, flux); {self.family} "
-                "trains in bf16/fp16 within 24 GB already"
+                f"quantize applies to the large transformer models ({_ids(quantizable=True)}); "
+                f"{self.family} trains in bf16/fp16 within 24 GB already"
             )
         return self
 
     @model_validator(mode="after")
     def _v_pred_family(self) -> ModelSpec:
-        if self.v_parameterization and self.family in ("sd3", "flux-dev", "flux-schnell"):
+        if self.v_parameterization and families.get(self.family).flow:
             raise ValueError(
                 f"v_parameterization applies to UNet models; {self.family} trains with flow matching"
             )
@@ -291,20 +291,21 @@ class TrainSpec(Section):
     def _cross(self) -> TrainSpec:
         if all(d.is_reg for d in self.datasets):
             raise ValueError("every dataset is a regularization set; add at least one training dataset")
-        flow = self.model.family in FLOW_FAMILIES
+        family = families.get(self.model.family)
         t = self.training
-        if not flow:
+        if not family.flow:
             for name in ("timestep_sampling", "loss_weighting", "blocks_to_swap"):
                 if name in t.model_fields_set and getattr(t, name) not in (None, "none", 0):
                     raise ValueError(
-                        f"training.{name} applies to flow-matching models (sd3, flux); "
+                        f"training.{name} applies to flow-matching models ({_ids(flow=True)}); "
                         f"{self.model.family} trains with DDPM noise"
                     )
-        if flow and self.network.dora:
+        if self.network.dora and "dora" not in family.network_types:
             raise ValueError(
-                "network.type dora: ComfyUI does not load DoRA magnitudes in FLUX/SD3 LoRA files; use lora"
+                f"network.type dora: ComfyUI does not load DoRA magnitudes in {family.label} LoRA files; "
+                "use lora"
             )
-        if flow and self.network.train_text_encoder:
+        if self.network.train_text_encoder and not family.trains_text_encoders:
             raise ValueError(
                 f"network.train_text_encoder: {self.model.family} LoRAs train the transformer only; the "
                 "text encoders stay frozen and their outputs are cached"
@@ -314,10 +315,15 @@ class TrainSpec(Section):
                 "training.blocks_to_swap cannot stream quantised weights; use either blocks_to_swap or "
                 "model.quantize"
             )
-        if flow and self.network.conv_dim:
+        if self.network.conv_dim and "locon" not in family.network_types:
             raise ValueError(f"network.conv_dim: {self.model.family} has no conv layers to train (use lora)")
         if self.training.cache_text_encoder_outputs and self.network.train_text_encoder:
             raise ValueError(
                 "cache_text_encoder_outputs needs frozen text encoders (train_text_encoder false)"
             )
         return self
+
+
+def _ids(**facts: object) -> str:
+    """The ids of the families with these facts, for messages."""
+    return ", ".join(f.id for f in families.where(**facts))

@@ -15,10 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lorapilot import families
+from lorapilot.families import Family
+from lorapilot.families.recognition import probe_folder, probe_single_file
 from lorapilot.spec.draft import Draft, NativePath
-from lorapilot.spec.family_probe import probe_folder, probe_single_file
 from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue, did_you_mean
-from lorapilot.spec.model import FAMILIES, TrainSpec
+from lorapilot.spec.model import TrainSpec
 from lorapilot.workspace import PathEscapeError, Workspace
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -165,31 +167,31 @@ class _Resolver:
             self.fail(("model", "path"), "must be a path or a hub id", raw)
             return
         probed = self._locate_model(model, raw)
-        family = model.get("family")
-        if family is None:
-            guess = self.draft.hints.get("family_guess")
+        if model.get("family") is None:
+            guess: tuple[Family, str] | None = self.draft.hints.get("family_guess")
             family = probed or (guess[0] if guess else None)
             if family is None:
                 self.fail(
                     ("model", "family"),
                     "cannot tell the model family",
                     raw,
-                    accepted=", ".join(FAMILIES),
+                    accepted=", ".join(families.ids()),
                     hint="set model.family (LoRA Pilot) or sdxl: true (kohya)",
                 )
                 return
-            model["family"] = family
-        elif probed and family != probed and {family, probed} != {"sd15", "sd2"}:
+            model["family"] = family.id
+        named = families.find(model["family"])
+        if probed and named and not named.trusts(probed):
             self.fail(
                 ("model", "family"),
                 f"the model at this path is {probed}",
-                family,
-                hint=f"set the family to {probed}, or point the path at a {family} model",
+                named.id,
+                hint=f"set the family to {probed}, or point the path at a {named} model",
             )
         if isinstance(model.get("vae"), str):
             self._locate_vae(model)
 
-    def _locate_model(self, model: dict[str, Any], raw: str) -> str | None:
+    def _locate_model(self, model: dict[str, Any], raw: str) -> Family | None:
         loc: NativePath = ("model", "path")
         local = self._local_candidate(raw)
         if local is None:

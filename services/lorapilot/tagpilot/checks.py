@@ -12,17 +12,9 @@ from typing import Any
 
 import imagehash
 
-from lorapilot.tagpilot.store import Dataset, ImageRecord
+from lorapilot import families
+from lorapilot.tagpilot.store import DEFAULT_FAMILY, Dataset, ImageRecord
 
-# The side of the square each family trains at by default; fewer pixels than that get upscaled.
-FAMILY_RESOLUTION = {
-    "sd15": 512,
-    "sd2": 768,
-    "sdxl": 1024,
-    "sd3": 1024,
-    "flux-dev": 1024,
-    "flux-schnell": 1024,
-}
 MAX_ASPECT = 3.0  # wider than 3:1 lands in a thin bucket or loses most of itself to cropping
 DUPLICATE_DISTANCE = 6  # of 64 pHash bits; re-encodes and resizes differ by 0-4, different photos by 20+
 
@@ -35,7 +27,9 @@ class Finding:
 
 
 def image_findings(record: ImageRecord, family: str) -> list[Finding]:
-    side = FAMILY_RESOLUTION.get(family, 1024)
+    # The side of the square the family is made for; fewer pixels than that get upscaled.
+    known = families.find(family)
+    side = known.native_resolution if known else DEFAULT_FAMILY.native_resolution
     w, h = record.width, record.height
     found = []
     if w * h < side * side:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, render_template
 
+from lorapilot import families
 from lorapilot.web.assets import asset_response
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -16,7 +17,7 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/")
 def index() -> str:
-    return render_template("tagpilot.html")
+    return render_template("tagpilot.html", families=families.all_families())
 
 
 @bp.get("/assets/<name>")

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lorapilot import families
 from lorapilot.atomic_files import write_atomic
 from lorapilot.data.images import IMAGE_SUFFIXES
+from lorapilot.families import SDXL
 from lorapilot.tagpilot.errors import ConflictError, InvalidNameError, NotFoundError, TagPilotError
 from lorapilot.tagpilot.names import check_dataset_name, check_file_name
 from lorapilot.workspace import PathEscapeError, Workspace
@@ -25,7 +27,7 @@ from lorapilot.workspace import PathEscapeError, Workspace
 logger = logging.getLogger(__name__)
 
 META_DIR = ".tagpilot"
-FAMILIES = ("sd15", "sd2", "sdxl", "sd3", "flux-dev", "flux-schnell")
+DEFAULT_FAMILY = SDXL  # what a new dataset is checked against until the user picks its family
 CAPTION_STYLES = ("tags", "sentence")
 MAX_REJECTED_KEPT = 200
 
@@ -85,7 +87,7 @@ class Dataset:
 
     # -- settings ---------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
-        defaults = {"family": "sdxl", "caption_style": "tags", "trigger_word": "", "created": ""}
+        defaults = {"family": DEFAULT_FAMILY.id, "caption_style": "tags", "trigger_word": "", "created": ""}
         return defaults | read_json(self.meta_dir / "dataset.json", {})
 
     def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +193,8 @@ class Dataset:
 def check_settings(changes: dict[str, Any]) -> None:
     """Refuse unknown keys and values outside the allowed lists, naming the field."""
     for key, value in changes.items():
-        if key == "family" and value not in FAMILIES:
-            raise TagPilotError(f"family {value!r} is not one of {', '.join(FAMILIES)}")
+        if key == "family" and families.find(value) is None:
+            raise TagPilotError(f"family {value!r} is not one of {', '.join(families.ids())}")
         if key == "caption_style" and value not in CAPTION_STYLES:
             raise TagPilotError(f"caption_style {value!r} is not one of {', '.join(CAPTION_STYLES)}")
         if key == "trigger_word" and (not isinstance(value, str) or len(value) > 100):

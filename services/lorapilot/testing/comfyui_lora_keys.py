@@ -34,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from lorapilot.families import SD15, SDXL
+
 # -- comfy/utils.py -------------------------------------------------------------------------------
 
 UNET_MAP_ATTENTIONS = {
@@ -189,7 +191,7 @@ def unet_to_diffusers(unet_config: dict[str, Any]) -> dict[str, str]:
 # -- comfy/model_detection.py `unet_config_from_diffusers_unet` (the keys unet_to_diffusers reads) ----
 
 UNET_CONFIGS: dict[str, dict[str, Any]] = {
-    "sd15": {
+    SD15.id: {
         "model_channels": 320,
         "num_res_blocks": [2, 2, 2, 2],
         "channel_mult": [1, 2, 4, 4],
@@ -200,7 +202,7 @@ UNET_CONFIGS: dict[str, dict[str, Any]] = {
         "context_dim": 768,
         "adm_in_channels": None,
     },
-    "sdxl": {
+    SDXL.id: {
         "model_channels": 320,
         "num_res_blocks": [2, 2, 2],
         "channel_mult": [1, 2, 4],
@@ -328,7 +330,7 @@ def model_lora_keys_clip(sdk: Iterable[str]) -> dict[str, str]:
 # -- ComfyUI's text-encoder models (comfy/clip_model.py, sd1_clip.py, sdxl_clip.py) ----------------
 
 CLIP_LAYERS = {"clip_l": 12, "clip_g": 32}  # sd1_clip_config.json, clip_config_bigg.json
-TEXT_ENCODERS = {"sd15": ("clip_l",), "sdxl": ("clip_l", "clip_g")}  # SD1ClipModel, SDXLClipModel
+TEXT_ENCODERS = {SD15.id: ("clip_l",), SDXL.id: ("clip_l", "clip_g")}  # SD1ClipModel, SDXLClipModel
 
 
 def comfy_clip_state_keys(family: str) -> set[str]:

@@ -15,11 +15,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from lorapilot.families import SD2, SD15, SDXL
+
 # (subfolder, layout, prefix) of each text encoder in the single file
 _TEXT_ENCODERS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "sd15": (("text_encoder", "clip", "cond_stage_model.transformer."),),
-    "sd2": (("text_encoder", "open_clip", "cond_stage_model.model."),),
-    "sdxl": (
+    SD15.id: (("text_encoder", "clip", "cond_stage_model.transformer."),),
+    SD2.id: (("text_encoder", "open_clip", "cond_stage_model.model."),),
+    SDXL.id: (
         ("text_encoder", "clip", "conditioner.embedders.0.transformer."),
         ("text_encoder_2", "open_clip", "conditioner.embedders.1.model."),
     ),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from lorapilot.families import FLUX_DEV, FLUX_SCHNELL, SD2, SD3, SD15, SDXL
 from lorapilot.testing import tiny_components as parts
 from lorapilot.testing.tiny_tokenizers import clip_tokenizer, t5_tokenizer
 
@@ -65,19 +66,19 @@ def _sd_components(seed: int, *, v2: bool) -> dict[str, Any]:
     }
 
 
-@register("sd15", "StableDiffusionPipeline")
+@register(SD15.id, "StableDiffusionPipeline")
 def sd15(seed: int) -> dict[str, Any]:
     """Stable Diffusion 1.5: one CLIP-L, epsilon prediction."""
     return _sd_components(seed, v2=False)
 
 
-@register("sd2", "StableDiffusionPipeline")
+@register(SD2.id, "StableDiffusionPipeline")
 def sd2(seed: int) -> dict[str, Any]:
     """Stable Diffusion 2.x 768-v: OpenCLIP-style (GELU) text encoder, linear proj_in, v-prediction."""
     return _sd_components(seed, v2=True)
 
 
-@register("sdxl", "StableDiffusionXLPipeline")
+@register(SDXL.id, "StableDiffusionXLPipeline")
 def sdxl(seed: int) -> dict[str, Any]:
     """SDXL base: CLIP-L plus a projected OpenCLIP-G, text_time micro-conditioning."""
     seed_of = partial(part_seed, seed)
@@ -96,7 +97,7 @@ def sdxl(seed: int) -> dict[str, Any]:
     }
 
 
-@register("sd3", "StableDiffusion3Pipeline")
+@register(SD3.id, "StableDiffusion3Pipeline")
 def sd3(seed: int) -> dict[str, Any]:
     """SD3 medium: two projected CLIPs and a T5 feeding an MMDiT over 16-channel latents."""
     seed_of = partial(part_seed, seed)
@@ -139,13 +140,13 @@ def _flux_components(seed: int, *, dev: bool) -> dict[str, Any]:
     }
 
 
-@register("flux-dev", "FluxPipeline")
+@register(FLUX_DEV.id, "FluxPipeline")
 def flux_dev(seed: int) -> dict[str, Any]:
     """FLUX.1-dev: guidance-distilled, so the transformer embeds the guidance scale."""
     return _flux_components(seed, dev=True)
 
 
-@register("flux-schnell", "FluxPipeline")
+@register(FLUX_SCHNELL.id, "FluxPipeline")
 def flux_schnell(seed: int) -> dict[str, Any]:
     """FLUX.1-schnell: timestep-distilled, no guidance embedding, no resolution shift."""
     return _flux_components(seed, dev=False)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lorapilot.atomic_files import write_atomic
+from lorapilot.families import SD15
 from lorapilot.spool import Job, JobRecord, JobState
 from lorapilot.spool.job import new_id
 from lorapilot.testing.datasets import write_demo_images
@@ -27,7 +28,7 @@ def train_tiny(root: Path, tiny_sd15: Path, name: str, seed: int) -> Path:
     write_demo_images(ws.images / "2_demo", 4, size=(64, 64), caption="lpdemo,")
     doc: dict[str, Any] = {
         "spec_version": 1,
-        "model": {"family": "sd15", "path": "/workspace/models/diffusers/tiny-sd15", "weight_dtype": "fp32"},
+        "model": {"family": SD15.id, "path": "/workspace/models/diffusers/tiny-sd15", "weight_dtype": "fp32"},
         "network": {"dim": 4, "alpha": 4},
         "datasets": [
             {"folder": "demo", "resolutions": [64], "bucket": {"enabled": False}, "trigger_word": "lpdemo"}

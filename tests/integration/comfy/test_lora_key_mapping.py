@@ -31,8 +31,8 @@ from peft.tuners.lora import LoraLayer
 from safetensors import safe_open
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from lorapilot.engine.families import LoadedModel, family_for
-from lorapilot.engine.families.reference_configs import MODELS
+from lorapilot.engine.families import LoadedModel, ModelFacts, adapter_for
+from lorapilot.engine.families.reference_configs import MODELS, SD15_REFERENCE, SDXL_REFERENCE
 from lorapilot.engine.lora import inject
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.saving import LoraFileSpec, save_lora
@@ -42,7 +42,7 @@ from lorapilot.testing.ldm_checkpoint import unet_to_ldm
 
 # The released models' configs (runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-xl-base-1.0),
 # as the engine keeps them for single-file checkpoints.
-UNET_CONFIGS = {family: MODELS[family]["unet"] for family in ("sd15", "sdxl")}
+RELEASED = {"sd15": MODELS[SD15_REFERENCE], "sdxl": MODELS[SDXL_REFERENCE]}
 # family component → (kohya prefix, ComfyUI text-encoder attribute), see comfyui_lora_keys
 TEXT_ENCODERS = {
     "sd15": {"text_encoder": ("lora_te", "clip_l")},
@@ -68,11 +68,11 @@ def full_size_components(family: str) -> dict[str, torch.nn.Module]:
     """UNet and text encoder(s) of the released model, parameters on the meta device (no memory)."""
     with torch.device("meta"):
         components = {
-            "unet": UNet2DConditionModel.from_config(UNET_CONFIGS[family]),
-            "text_encoder": CLIPTextModel(CLIPTextConfig.from_dict(MODELS[family]["text_encoder"])),
+            "unet": UNet2DConditionModel.from_config(RELEASED[family]["unet"]),
+            "text_encoder": CLIPTextModel(CLIPTextConfig.from_dict(RELEASED[family]["text_encoder"])),
         }
         if family == "sdxl":
-            config = CLIPTextConfig.from_dict(MODELS[family]["text_encoder_2"])
+            config = CLIPTextConfig.from_dict(RELEASED[family]["text_encoder_2"])
             components["text_encoder_2"] = CLIPTextModelWithProjection(config)
     return components
 
@@ -132,7 +132,7 @@ class ComfyModel:
 @functools.cache
 def comfy_model(family: str) -> ComfyModel:
     with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(UNET_CONFIGS[family])
+        unet = UNet2DConditionModel.from_config(RELEASED[family]["unet"])
     state = unet.state_dict()
     unet_config = comfy.UNET_CONFIGS[family]
     unet_params = comfy.ldm_unet_state_keys(state, unet_config)
@@ -140,7 +140,7 @@ def comfy_model(family: str) -> ComfyModel:
     assert not unnamed, f"unet_to_diffusers leaves diffusers parameters without an LDM name: {unnamed}"
     assert len(set(unet_params.values())) == len(unet_params)  # one LDM weight per diffusers weight
     # The LDM names agree with the independent converter that writes LDM single-file checkpoints.
-    ldm_layout = set(unet_to_ldm(state, UNET_CONFIGS[family]))
+    ldm_layout = set(unet_to_ldm(state, RELEASED[family]["unet"]))
     assert {key.removeprefix("diffusion_model.") for key in unet_params.values()} == ldm_layout
 
     clip_keys = comfy.comfy_clip_state_keys(family)
@@ -180,8 +180,8 @@ def test_every_exported_key_maps_onto_the_full_size_model_in_comfyui(
             )
 
     # LoRA Pilot's own injection and file writing, as a training run does them (run_setup, trainer).
-    family = family_for(family_name)
-    model = LoadedModel(components, family.pipeline_class)
+    family = adapter_for(family_name)
+    model = LoadedModel(components, family.pipeline_class, ModelFacts("epsilon", family.family.kohya))
     sites = inject(model, family.lora_sites(network.train_text_encoder), network, family.denoiser_name)
     injected = sum(materialize_lora_layers(site.module) for site in sites)
     path = tmp_path / "lora.safetensors"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from lorapilot import families
 from lorapilot.comfy.client import ComfyClient
-from lorapilot.comfy.workflows import BUILDERS, Base, LoraUse, Render, build, check
+from lorapilot.comfy.workflows import Base, LoraUse, Render, build, check
 from lorapilot.testing.comfyui_nodes import object_info
 
 BASES = {
@@ -37,7 +38,7 @@ def loras(comfy_ws):
         (comfy_ws.model_dir("loras") / name).write_bytes(b"lora")
 
 
-@pytest.mark.parametrize("family", sorted(BUILDERS))
+@pytest.mark.parametrize("family", families.ids())
 def test_each_family_fits_object_info_and_runs(family, comfy_ws, loras, fake_comfy):
     workflow = build(family, Render("lpdemo", BLEND, width=64, height=64), Base(BASES[family]))
     assert check(workflow, object_info(comfy_ws.models)) == []

@@ -10,16 +10,22 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from lorapilot.engine.families import family_for
-from lorapilot.engine.families.reference_configs import MODELS, materialize
+from lorapilot.engine.families import adapter_for
+from lorapilot.engine.families.reference_configs import (
+    MODELS,
+    SD15_REFERENCE,
+    SD21_BASE_REFERENCE,
+    SDXL_REFERENCE,
+    materialize,
+)
 from lorapilot.spec.model import ModelSpec
 from lorapilot.testing.ldm_checkpoint import write_ldm_checkpoint
 
 # Published parameter counts of the released models' components.
 PARAMETERS = {
-    "sd15": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
-    "sd2": {"unet": 865_910_724, "vae": 83_653_863, "text_encoder": 340_387_840},
-    "sdxl": {
+    SD15_REFERENCE: {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
+    SD21_BASE_REFERENCE: {"unet": 865_910_724, "vae": 83_653_863, "text_encoder": 340_387_840},
+    SDXL_REFERENCE: {
         "unet": 2_567_463_684,
         "vae": 83_653_863,
         "text_encoder": 123_060_480,
@@ -53,7 +59,7 @@ def test_reference_tokenizers_are_clips(name, tmp_path):
 
 @pytest.mark.slow
 def test_a_full_size_sd15_checkpoint_loads_offline_without_a_config_folder(tmp_path):
-    folder = materialize("sd15", tmp_path / "sd15-weights")
+    folder = materialize(SD15_REFERENCE, tmp_path / "sd15-weights")
     torch.manual_seed(0)
     probes = {}
     for component in ("unet", "vae", "text_encoder"):
@@ -71,11 +77,11 @@ def test_a_full_size_sd15_checkpoint_loads_offline_without_a_config_folder(tmp_p
     shutil.rmtree(folder)
     spec = ModelSpec(family="sd15", path=str(checkpoint), source="single_file", weight_dtype="fp16")
 
-    loaded = family_for("sd15").load(spec, torch.float16, tmp_path / "config-cache")
+    loaded = adapter_for("sd15").load(spec, torch.float16, tmp_path / "config-cache")
 
     for component, tensors in probes.items():
         params = dict(loaded[component].named_parameters())
         for name, expected in tensors.items():
             torch.testing.assert_close(params[name], expected, msg=f"{component}.{name}")
     assert loaded["tokenizer"]("a cat").input_ids == [49406, 320, 2368, 49407]
-    assert Path(tmp_path / "config-cache" / "sd15" / "unet" / "config.json").is_file()
+    assert Path(tmp_path / "config-cache" / SD15_REFERENCE / "unet" / "config.json").is_file()

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from lorapilot.engine import train
-from lorapilot.engine.families import family_for
+from lorapilot.engine.families import adapter_for
 from lorapilot.engine.families.loading import ModelLoadError
 from lorapilot.engine.run_setup import prepare_run
 from lorapilot.spec import load_spec
@@ -120,7 +120,7 @@ def test_low_vram_unloads_the_text_encoders_after_caching_and_still_samples(make
             {"folder": "demo", "resolutions": [64], "bucket": {"enabled": False}, "trigger_word": "lpdemo"}
         ],
     )
-    family = family_for(spec.model.family)
+    family = adapter_for(spec.model.family)
     run = prepare_run(spec, workspace, family, torch.device("cpu"), show=False)
     for name in family.text_encoder_names():
         assert run.model[name] is None, f"{name} is still loaded after caching"

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from lorapilot import families
 from lorapilot.comfy.errors import SettingsError
 from lorapilot.comfy.settings import (
     DEFAULT_STRENGTHS,
@@ -19,7 +20,7 @@ from lorapilot.comfy.settings import (
     save_settings,
     url_origin,
 )
-from lorapilot.comfy.workflows import BASE_INPUTS, BUILDERS, Base, Render, base_loaders, build
+from lorapilot.comfy.workflows import Base, Render, base_loaders, build
 from lorapilot.workspace import Workspace
 
 
@@ -147,16 +148,17 @@ def test_save_refuses_mistakes_naming_the_field_and_keeps_the_file(ws, change, m
     assert path.read_text() == "strengths: [0, 1]\n"
 
 
-@pytest.mark.parametrize("family", sorted(BUILDERS))
+@pytest.mark.parametrize("family", families.ids())
 def test_the_settings_take_exactly_the_base_inputs_each_workflow_loads(family):
-    """BASE_INPUTS (what the page offers and save_settings accepts) is what the builders read."""
-    inputs = BASE_INPUTS[family]
-    values = {key: f"{key}.safetensors" for key in inputs.keys}
+    """The registry's ComfyUI inputs (what the page offers and save_settings accepts) are what the
+    builders read."""
+    inputs = families.get(family).comfy
+    values = {key: f"{key}.safetensors" for key in inputs.inputs}
     workflow = build(family, Render("x"), Base(values))
     used = {
         key for node in workflow.values() for key, value in node["inputs"].items() if values.get(key) == value
     }
-    assert used == set(inputs.keys) == set(base_loaders(family))
+    assert used == set(inputs.inputs) == set(base_loaders(family))
     for key in inputs.files:
         with pytest.raises(SettingsError, match=re.escape(f"bases.{family}.{key}")):
             build(family, Render("x"), Base({k: v for k, v in values.items() if k != key}))

@@ -7,7 +7,8 @@ import torch
 from diffusers import DiffusionPipeline, FluxTransformer2DModel
 from safetensors import safe_open
 
-from lorapilot.engine.families import LoadedModel, family_for
+from lorapilot.engine.families import LoadedModel, ModelFacts, adapter_for
+from lorapilot.engine.families.flux import FluxFacts
 from lorapilot.engine.lora import inject
 from lorapilot.engine.lora_export import LoraComponent, peft_key_stems, save_peft_folded_lora
 from lorapilot.spec.model import NetworkSpec
@@ -34,8 +35,8 @@ def test_flux_lora_keys_cover_every_trained_layer_of_the_full_size_model():
         full = FluxTransformer2DModel(guidance_embeds=True)  # FLUX.1-dev's published architecture
         reference = FluxTransformer2DModel(guidance_embeds=True)
     assert (len(full.transformer_blocks), len(full.single_transformer_blocks)) == (19, 38)
-    family = family_for("flux-dev")
-    model = LoadedModel({"transformer": full}, family.pipeline_class)
+    family = adapter_for("flux-dev")
+    model = LoadedModel({"transformer": full}, family.pipeline_class, ModelFacts("flow", family.family.kohya))
     sites = inject(model, family.lora_sites(False), NetworkSpec(dim=16), "transformer")
     stems = peft_key_stems([LoraComponent("transformer", "lora_transformer", sites[0].module)])
 
@@ -53,10 +54,15 @@ def test_flux_lora_keys_cover_every_trained_layer_of_the_full_size_model():
 
 @pytest.mark.parametrize("family_name", ["flux-dev", "sd3"])
 def test_a_folded_file_loads_in_diffusers_at_the_trained_strength(family_name, tiny_models, tmp_path):
-    family = family_for(family_name)
+    family = adapter_for(family_name)
     folder = tiny_models[family_name]
     trained = DiffusionPipeline.from_pretrained(folder, dtype=torch.float32).transformer
-    model = LoadedModel({"transformer": trained}, family.pipeline_class, {"train_guidance": 1.0})
+    facts = (
+        FluxFacts("flow", family.family.kohya, timestep_distilled=False, max_sequence_length=512)
+        if family_name.startswith("flux")
+        else ModelFacts("flow", family.family.kohya)
+    )
+    model = LoadedModel({"transformer": trained}, family.pipeline_class, facts)
     sites = inject(model, family.lora_sites(False), NetworkSpec(dim=4, alpha=1.5), "transformer")
     generator = torch.Generator().manual_seed(0)
     for param in sites[0].parameters():
@@ -82,7 +88,7 @@ def test_a_folded_file_loads_in_diffusers_at_the_trained_strength(family_name, t
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch.float32)
     pipe.load_lora_weights(str(path), adapter_name="file")
     assert "file" in pipe.get_list_adapters()["transformer"]
-    loaded = LoadedModel({"transformer": pipe.transformer}, family.pipeline_class, model.extras)
+    loaded = LoadedModel({"transformer": pipe.transformer}, family.pipeline_class, facts)
     channels = trained.config.in_channels // (4 if family_name.startswith("flux") else 1)
     latents = torch.randn((1, channels, 8, 8), generator=generator)
     text_width = trained.config.joint_attention_dim

@@ -1,13 +1,32 @@
-"""Model families: one adapter per family, registered by name (see `base.family_for`)."""
+"""Engine adapters of the model families: one module per family (or group of alike families), each
+registered against its entries of `lorapilot.families` (see `base.adapter_for`).
 
-from lorapilot.engine.families import flux, sd, sd3, sdxl  # noqa: F401  (registers the families)
+Every module of this package is imported here, so an adapter registers itself by being a file in
+it; nothing else lists the adapters.
+"""
+
+import importlib
+import pkgutil
+
 from lorapilot.engine.families.base import (
     Conditioning,
+    FamilyAdapter,
     ImageGeometry,
     LoadedModel,
     LoraSite,
-    ModelFamily,
-    family_for,
+    ModelFacts,
+    adapter_for,
 )
 
-__all__ = ["Conditioning", "ImageGeometry", "LoadedModel", "LoraSite", "ModelFamily", "family_for"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = [
+    "Conditioning",
+    "FamilyAdapter",
+    "ImageGeometry",
+    "LoadedModel",
+    "LoraSite",
+    "ModelFacts",
+    "adapter_for",
+]

@@ -1,21 +1,25 @@
-"""What the training loop needs from a model family, and the registry families add themselves to.
+"""What the training loop needs from a model family's engine adapter, and the registry adapters
+add themselves to, each against its entries of `lorapilot.families`.
 
 The loop never names a family: it asks the adapter to load components, encode prompts, run the
-denoiser and tell it where LoRA goes. Everything family-specific lives behind these hooks.
+denoiser and tell it where LoRA goes. Everything family-specific lives behind these hooks; the
+family's facts (targets, kohya names) come from its registry entry, `self.family`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from diffusers import DiffusionPipeline
 
+from lorapilot import families
 from lorapilot.engine.objective import DiffusionObjective, Objective
+from lorapilot.families import Family, KohyaNames
 from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
 
 Conditioning = dict[str, torch.Tensor]  # one prompt's encoder outputs, each without a batch dim
@@ -42,24 +46,40 @@ class LoraSite:
     exclude: str | None = None  # regex (full match) of module paths the targets must not catch
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loaded checkpoint says about itself; it can differ from what its family alone says
+    (an SD2 base or 768-v checkpoint, a FLUX file with or without the guidance embedding)."""
+
+    prediction_type: str  # what the denoiser predicts: "epsilon", "v_prediction" or "flow"
+    kohya: KohyaNames  # how kohya's metadata names the model the files hold
+
+
+FactsT = TypeVar("FactsT", bound=ModelFacts)
+
+
 @dataclass
-class LoadedModel:
-    """A family's components on their devices, plus the pipeline class to sample with."""
+class LoadedModel(Generic[FactsT]):
+    """A family's components on their devices, the pipeline class to sample with, and the facts its
+    adapter read off the files (a `ModelFacts` subclass of the adapter's own)."""
 
     components: dict[str, Any]
     pipeline_class: type[DiffusionPipeline]
-    extras: dict[str, Any] = field(default_factory=dict)
+    facts: FactsT
 
     def __getitem__(self, name: str) -> Any:
         return self.components[name]
 
 
-class ModelFamily(ABC):
-    """One model family. Subclasses set the class attributes and implement the hooks."""
+class FamilyAdapter(ABC):
+    """The engine's side of one or more registered families. Subclasses set the class attributes
+    and implement the hooks; `self.family` is the registry entry being trained."""
 
-    name: ClassVar[str]
     pipeline_class: ClassVar[type[DiffusionPipeline]]
     denoiser_name: ClassVar[str]  # "unet" or "transformer"
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
 
     @abstractmethod
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
@@ -68,11 +88,9 @@ class ModelFamily(ABC):
         `config_cache` is a workspace folder for configs the family writes (single-file loading).
         """
 
-    # load() puts "prediction_type" and "base_model_version" (kohya's ss_ value) into extras: both can
-    # depend on the checkpoint (SD2 base vs 768-v), not only on the family.
     def prediction_type(self, model: LoadedModel) -> str:
         """What the denoiser predicts: "epsilon", "v_prediction" or "flow"."""
-        return model.extras["prediction_type"]
+        return model.facts.prediction_type
 
     @abstractmethod
     def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
@@ -147,23 +165,25 @@ class ModelFamily(ABC):
         return args
 
 
-FAMILIES: dict[str, Callable[[], ModelFamily]] = {}
+ADAPTERS: dict[str, type[FamilyAdapter]] = {}
 
 
-def register_family(*names: str) -> Callable[[type[ModelFamily]], type[ModelFamily]]:
-    """Class decorator: make a family available to `family_for` under the given spec names."""
+def register_adapter(*served: Family) -> Callable[[type[FamilyAdapter]], type[FamilyAdapter]]:
+    """Class decorator: the adapter trains these registered families (`adapter_for`)."""
 
-    def add(cls: type[ModelFamily]) -> type[ModelFamily]:
-        for name in names:
-            FAMILIES[name] = cls
+    def add(cls: type[FamilyAdapter]) -> type[FamilyAdapter]:
+        for family in served:
+            ADAPTERS[family.id] = cls
         return cls
 
     return add
 
 
-def family_for(name: str) -> ModelFamily:
-    if name not in FAMILIES:
+def adapter_for(family_id: str) -> FamilyAdapter:
+    """A new adapter for one run of the family `family_id`."""
+    family = families.get(family_id)
+    if family.id not in ADAPTERS:
         raise ValueError(
-            f"no training support for model family {name!r} yet; available: {', '.join(FAMILIES)}"
+            f"no training support for model family {family.id!r} yet; available: {', '.join(ADAPTERS)}"
         )
-    return FAMILIES[name]()
+    return ADAPTERS[family.id](family)

@@ -11,23 +11,10 @@ from typing import Any, ClassVar
 import torch
 from diffusers import BitsAndBytesConfig
 
-from lorapilot.engine.families.base import LoadedModel, ModelFamily
+from lorapilot.engine.families.base import FamilyAdapter, LoadedModel, LoraSite
 from lorapilot.engine.families.loading import ModelLoadError, load_pipeline
 from lorapilot.engine.objective import FlowMatchingObjective
 from lorapilot.spec.model import ModelSpec, TrainingSpec
-
-# Joint-attention projections of an MMDiT block, image and text streams: diffusers' default LoRA
-# targets for SD3, and the attention part of FLUX's.
-MMDIT_ATTENTION = (
-    "attn.to_q",
-    "attn.to_k",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_q_proj",
-    "attn.add_k_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
-)
 
 
 def quantization_config(spec: ModelSpec, dtype: torch.dtype) -> BitsAndBytesConfig | None:
@@ -49,7 +36,7 @@ def quantization_config(spec: ModelSpec, dtype: torch.dtype) -> BitsAndBytesConf
     )
 
 
-class FlowTransformerFamily(ModelFamily):
+class FlowTransformerFamily(FamilyAdapter):
     denoiser_name: ClassVar[str] = "transformer"
     transformer_class: ClassVar[type]
     default_sampling: ClassVar[str]
@@ -77,6 +64,11 @@ class FlowTransformerFamily(ModelFamily):
                 raise ModelLoadError(f"cannot load the transformer of {spec.path} quantised: {exc}") from exc
         pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache, **kwargs)
         return {k: pipe.components[k] for k in names}
+
+    def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
+        # The text encoders stay frozen (the spec refuses train_text_encoder for these families).
+        targets = self.family.lora
+        return [LoraSite("transformer", "lora_transformer", False, targets.denoiser, exclude=targets.exclude)]
 
     def objective(self, model: LoadedModel, training: TrainingSpec, device: torch.device):
         sampling = training.timestep_sampling or self.default_sampling

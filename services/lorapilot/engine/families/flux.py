@@ -8,34 +8,36 @@ timestep-distilled: no guidance embedding, no resolution shift, four sampling st
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from diffusers import FluxPipeline, FluxTransformer2DModel
 
-from lorapilot.engine.families.base import Conditioning, ImageGeometry, LoadedModel, LoraSite, register_family
-from lorapilot.engine.families.flow_transformer import MMDIT_ATTENTION, FlowTransformerFamily
+from lorapilot.engine.families.base import (
+    Conditioning,
+    ImageGeometry,
+    LoadedModel,
+    ModelFacts,
+    register_adapter,
+)
+from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
+from lorapilot.families import FLUX_DEV, FLUX_SCHNELL
 from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
 
-# The diffusers FLUX LoRA script's attention and feed-forward layers, plus the single blocks' MLP and
-# output projections that ai-toolkit trains too. Modulation (norm*.linear) layers stay frozen, as in
-# kohya's default; the final `proj_out` is not a block layer.
-FLUX_TARGETS = (
-    *MMDIT_ATTENTION,
-    "ff.net.0.proj",
-    "ff.net.2",
-    "ff_context.net.0.proj",
-    "ff_context.net.2",
-    "proj_mlp",
-    "proj_out",
-)
-FLUX_EXCLUDE = r"proj_out"  # full-match: the top-level output layer only
+
+@dataclass(frozen=True)
+class FluxFacts(ModelFacts):
+    """What a FLUX checkpoint says about itself, and the guidance this run trains at."""
+
+    timestep_distilled: bool  # schnell: no guidance embedding
+    max_sequence_length: int  # T5 tokens
+    train_guidance: float = 1.0  # the guidance embedding's input while training (dev)
 
 
-@register_family("flux-dev", "flux-schnell")
+@register_adapter(FLUX_DEV, FLUX_SCHNELL)
 class Flux(FlowTransformerFamily):
-    name: ClassVar[str] = "flux"
     pipeline_class = FluxPipeline
     transformer_class = FluxTransformer2DModel
     default_sampling: ClassVar[str] = "flux_shift"
@@ -53,41 +55,38 @@ class Flux(FlowTransformerFamily):
         components = self.load_components(spec, dtype, config_cache, names)
         components |= {"image_encoder": None, "feature_extractor": None}
         distilled_steps = not components["transformer"].config.guidance_embeds
-        extras = {
-            "prediction_type": "flow",
-            "base_model_version": "flux1",
-            "architecture": "flux-1-schnell" if distilled_steps else "flux-1-dev",
-            "timestep_distilled": distilled_steps,
-            "max_sequence_length": 256 if distilled_steps else 512,
-        }
-        return LoadedModel(components, self.pipeline_class, extras)
+        files_hold = FLUX_SCHNELL if distilled_steps else FLUX_DEV  # the checkpoint decides, not the name
+        facts = FluxFacts(
+            prediction_type="flow",
+            kohya=files_hold.kohya,
+            timestep_distilled=distilled_steps,
+            max_sequence_length=256 if distilled_steps else 512,
+        )
+        return LoadedModel(components, self.pipeline_class, facts)
 
-    def objective(self, model: LoadedModel, training: TrainingSpec, device: torch.device):
-        model.extras["train_guidance"] = training.guidance_scale
-        if training.timestep_sampling is None and model.extras["timestep_distilled"]:
+    def objective(self, model: LoadedModel[FluxFacts], training: TrainingSpec, device: torch.device):
+        model.facts = replace(model.facts, train_guidance=training.guidance_scale)
+        if training.timestep_sampling is None and model.facts.timestep_distilled:
             training = training.model_copy(update={"timestep_sampling": "sigmoid"})  # schnell: no shift
         return super().objective(model, training, device)
-
-    def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
-        return [LoraSite("transformer", "lora_transformer", False, FLUX_TARGETS, exclude=FLUX_EXCLUDE)]
 
     def text_encoder_names(self) -> tuple[str, ...]:
         return ("text_encoder", "text_encoder_2")
 
     def encode_prompts(
-        self, model: LoadedModel, prompts: Sequence[str], clip_skip: int | None
+        self, model: LoadedModel[FluxFacts], prompts: Sequence[str], clip_skip: int | None
     ) -> list[Conditioning]:
         pipe = self.pipeline_class(**model.components)
         embeds, pooled, _ = pipe.encode_prompt(
             list(prompts),
             device=model["text_encoder_2"].device,
-            max_sequence_length=model.extras["max_sequence_length"],
+            max_sequence_length=model.facts.max_sequence_length,
         )
         return [{"prompt_embeds": e, "pooled_prompt_embeds": p} for e, p in zip(embeds, pooled, strict=True)]
 
     def predict(
         self,
-        model: LoadedModel,
+        model: LoadedModel[FluxFacts],
         noisy_latents: torch.Tensor,
         timesteps: torch.Tensor,
         conditioning: Conditioning,
@@ -102,7 +101,7 @@ class Flux(FlowTransformerFamily):
         text_ids = torch.zeros(text.shape[1], 3, device=device, dtype=dtype)
         guidance = None
         if transformer.config.guidance_embeds:
-            guidance = torch.full((b,), model.extras.get("train_guidance", 1.0), device=device)
+            guidance = torch.full((b,), model.facts.train_guidance, device=device)
         out = transformer(
             hidden_states=packed,
             timestep=timesteps / 1000.0,
@@ -116,9 +115,9 @@ class Flux(FlowTransformerFamily):
         # unpack: (b, h/2·w/2, c·4) patches back to (b, c, h, w)
         return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
-    def sampling_arguments(self, model: LoadedModel, sample: SampleSpec) -> dict[str, Any]:
+    def sampling_arguments(self, model: LoadedModel[FluxFacts], sample: SampleSpec) -> dict[str, Any]:
         chosen = sample.model_fields_set
-        if model.extras["timestep_distilled"]:
+        if model.facts.timestep_distilled:
             steps = sample.steps if "steps" in chosen else 4
             guidance = 0.0  # schnell ignores guidance; there is no embedding for it
         else:
@@ -127,7 +126,7 @@ class Flux(FlowTransformerFamily):
         return {
             "num_inference_steps": steps,
             "guidance_scale": guidance,
-            "max_sequence_length": model.extras["max_sequence_length"],
+            "max_sequence_length": model.facts.max_sequence_length,
         }
 
     def embedding_arguments(self, prompt: Conditioning, negative: Conditioning | None) -> dict[str, Any]:

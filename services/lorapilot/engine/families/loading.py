@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 
 from lorapilot.engine.families.clip_vocab import ClipVocabMissingError
-from lorapilot.engine.families.reference_configs import materialize, reference_name
+from lorapilot.engine.families.reference_configs import materialize
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -30,17 +30,19 @@ def load_pipeline(
     pipeline_class: type[DiffusionPipeline],
     dtype: torch.dtype,
     config_cache: Path,
+    reference: str | None = None,
     **kwargs: Any,
 ) -> DiffusionPipeline:
     """The pipeline named by `spec.path`, in `dtype`, on the CPU.
 
-    `config_cache` is where the component configs of a single-file checkpoint are written.
+    `config_cache` is where the component configs of a single-file checkpoint are written;
+    `reference` names the released model whose configs describe one (`reference_configs.MODELS`).
     """
     try:
         if spec.source == "single_file":
             pipe = pipeline_class.from_single_file(
                 spec.path,
-                config=str(single_file_config(spec, config_cache)),
+                config=str(single_file_config(spec, config_cache, reference)),
                 dtype=dtype,
                 local_files_only=True,
                 **kwargs,
@@ -58,23 +60,22 @@ def load_pipeline(
     return pipe
 
 
-def single_file_config(spec: ModelSpec, config_cache: Path) -> Path:
+def single_file_config(spec: ModelSpec, config_cache: Path, reference: str | None) -> Path:
     """The diffusers folder describing a single-file checkpoint's components.
 
     A diffusers folder of the same name beside the file wins (it may describe a fine-tune with
-    its own configs); otherwise the released model's configs for the family are used.
+    its own configs); otherwise the configs of the released model `reference` are used.
     """
     beside = Path(spec.path).with_suffix("")
     if (beside / "model_index.json").is_file():
         return beside
-    try:
-        name = reference_name(spec.family, spec.v_parameterization)
-        return materialize(name, config_cache / name)
-    except KeyError:
+    if reference is None:
         raise ModelLoadError(
             f"{Path(spec.path).name}: a single-file {spec.family} checkpoint needs its diffusers folder "
             f"(model_index.json, configs, tokenizers) at {beside}, or use a diffusers folder"
-        ) from None
+        )
+    try:
+        return materialize(reference, config_cache / reference)
     except ClipVocabMissingError as exc:
         raise ModelLoadError(str(exc)) from exc
 

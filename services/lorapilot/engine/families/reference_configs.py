@@ -85,8 +85,13 @@ _SD_UNET = {
     "freq_shift": 0,
 }
 
+SD15_REFERENCE = "stable-diffusion-v1-5"
+SD21_BASE_REFERENCE = "stable-diffusion-2-1-base"  # 512 px, epsilon
+SD21_REFERENCE = "stable-diffusion-2-1"  # 768 px, v-prediction, attention upcast
+SDXL_REFERENCE = "stable-diffusion-xl-base-1.0"
+
 MODELS: dict[str, dict[str, Any]] = {
-    "sd15": {
+    SD15_REFERENCE: {
         "model_index": {
             "_class_name": "StableDiffusionPipeline",
             "vae": ["diffusers", "AutoencoderKL"],
@@ -109,7 +114,7 @@ MODELS: dict[str, dict[str, Any]] = {
         },
         "tokenizers": {"tokenizer": "<|endoftext|>"},
     },
-    "sdxl": {
+    SDXL_REFERENCE: {
         "model_index": {
             "_class_name": "StableDiffusionXLPipeline",
             "vae": ["diffusers", "AutoencoderKL"],
@@ -154,8 +159,8 @@ _SD2_UNET = {
     "cross_attention_dim": 1024,
     "use_linear_projection": True,
 }
-MODELS["sd2"] = {  # stable-diffusion-2-1-base: 512 px, epsilon
-    **MODELS["sd15"],
+MODELS[SD21_BASE_REFERENCE] = {
+    **MODELS[SD15_REFERENCE],
     "unet": {**_SD2_UNET, "sample_size": 64},
     "text_encoder": _OPEN_CLIP_H,
     "scheduler": {
@@ -167,19 +172,11 @@ MODELS["sd2"] = {  # stable-diffusion-2-1-base: 512 px, epsilon
     },
     "tokenizers": {"tokenizer": "!"},
 }
-MODELS["sd2-v"] = {  # stable-diffusion-2-1: 768 px, v-prediction, attention upcast
-    **MODELS["sd2"],
+MODELS[SD21_REFERENCE] = {
+    **MODELS[SD21_BASE_REFERENCE],
     "unet": {**_SD2_UNET, "sample_size": 96, "upcast_attention": True},
-    "scheduler": {**MODELS["sd2"]["scheduler"], "prediction_type": "v_prediction"},
+    "scheduler": {**MODELS[SD21_BASE_REFERENCE]["scheduler"], "prediction_type": "v_prediction"},
 }
-
-
-def reference_name(family: str, v_parameterization: bool) -> str:
-    if family == "sd2":
-        return "sd2-v" if v_parameterization else "sd2"
-    if family not in MODELS:
-        raise KeyError(f"no reference configs for {family}")
-    return family
 
 
 def materialize(name: str, dest: Path) -> Path:

@@ -11,19 +11,17 @@ from diffusers import StableDiffusionPipeline
 
 from lorapilot.engine.families.base import (
     Conditioning,
+    FamilyAdapter,
     ImageGeometry,
     LoadedModel,
     LoraSite,
-    ModelFamily,
-    register_family,
+    ModelFacts,
+    register_adapter,
 )
 from lorapilot.engine.families.loading import load_pipeline, prediction_type
+from lorapilot.engine.families.reference_configs import SD15_REFERENCE, SD21_BASE_REFERENCE, SD21_REFERENCE
+from lorapilot.families import SD2, SD15, LoraTargets
 from lorapilot.spec.model import ModelSpec
-
-UNET_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
-UNET_CONV = ("conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv")
-# All four projections: diffusers skips a text-encoder LoRA without out_proj.
-CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
 def clip_hidden_states(encoder: torch.nn.Module, ids: torch.Tensor, clip_skip: int | None) -> torch.Tensor:
@@ -46,31 +44,43 @@ def tokenize(tokenizer, prompts: Sequence[str]) -> torch.Tensor:
     ).input_ids
 
 
-@register_family("sd15", "sd2")
-class StableDiffusion(ModelFamily):
-    name: ClassVar[str] = "sd"
+def unet_site(targets: LoraTargets) -> LoraSite:
+    """The UNet's LoRA: attention projections, and the conv layers LoCon adds."""
+    return LoraSite("unet", "lora_unet", False, targets.denoiser, targets.conv)
+
+
+@register_adapter(SD15, SD2)
+class StableDiffusion(FamilyAdapter):
     pipeline_class = StableDiffusionPipeline
     denoiser_name: ClassVar[str] = "unet"
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         pipe = load_pipeline(
-            spec, self.pipeline_class, dtype, config_cache, safety_checker=None, requires_safety_checker=False
+            spec,
+            self.pipeline_class,
+            dtype,
+            config_cache,
+            reference=self._reference(spec),
+            safety_checker=None,
+            requires_safety_checker=False,
         )
         components = {
             k: pipe.components[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
         }
         components |= {"safety_checker": None, "feature_extractor": None, "image_encoder": None}
-        is_v2 = spec.family == "sd2"
-        extras = {
-            "prediction_type": prediction_type(pipe, spec.v_parameterization),
-            "base_model_version": "sd_v2" if is_v2 else "sd_v1",
-        }
-        return LoadedModel(components, self.pipeline_class, extras)
+        facts = ModelFacts(prediction_type(pipe, spec.v_parameterization), self.family.kohya)
+        return LoadedModel(components, self.pipeline_class, facts)
+
+    def _reference(self, spec: ModelSpec) -> str:
+        """The released model whose configs describe a single-file checkpoint of this family."""
+        if self.family is SD2:
+            return SD21_REFERENCE if spec.v_parameterization else SD21_BASE_REFERENCE
+        return SD15_REFERENCE
 
     def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
-        sites = [LoraSite("unet", "lora_unet", False, UNET_ATTENTION, UNET_CONV)]
+        sites = [unet_site(self.family.lora)]
         if train_text_encoder:
-            sites.append(LoraSite("text_encoder", "lora_te", True, CLIP_ATTENTION))
+            sites.append(LoraSite("text_encoder", "lora_te", True, self.family.lora.text_encoder))
         return sites
 
     def text_encoder_names(self) -> tuple[str, ...]:

@@ -14,8 +14,15 @@ from typing import ClassVar
 import torch
 from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
 
-from lorapilot.engine.families.base import Conditioning, ImageGeometry, LoadedModel, LoraSite, register_family
-from lorapilot.engine.families.flow_transformer import MMDIT_ATTENTION, FlowTransformerFamily
+from lorapilot.engine.families.base import (
+    Conditioning,
+    ImageGeometry,
+    LoadedModel,
+    ModelFacts,
+    register_adapter,
+)
+from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
+from lorapilot.families import SD3
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -23,9 +30,8 @@ log = logging.getLogger(__name__)
 T5_TOKENS = 256  # diffusers' SD3 default for training and sampling
 
 
-@register_family("sd3")
+@register_adapter(SD3)
 class StableDiffusion3(FlowTransformerFamily):
-    name: ClassVar[str] = "sd3"
     pipeline_class = StableDiffusion3Pipeline
     transformer_class = SD3Transformer2DModel
     default_sampling: ClassVar[str] = "shift"
@@ -44,15 +50,7 @@ class StableDiffusion3(FlowTransformerFamily):
         )
         components = self.load_components(spec, dtype, config_cache, names)
         components |= {"image_encoder": None, "feature_extractor": None}
-        extras = {
-            "prediction_type": "flow",
-            "base_model_version": "sd3",
-            "architecture": "stable-diffusion-v3",
-        }
-        return LoadedModel(components, self.pipeline_class, extras)
-
-    def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
-        return [LoraSite("transformer", "lora_transformer", False, MMDIT_ATTENTION)]
+        return LoadedModel(components, self.pipeline_class, ModelFacts("flow", self.family.kohya))
 
     def text_encoder_names(self) -> tuple[str, ...]:
         return ("text_encoder", "text_encoder_2", "text_encoder_3")

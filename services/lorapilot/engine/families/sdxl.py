@@ -12,41 +12,41 @@ from diffusers import StableDiffusionXLPipeline
 
 from lorapilot.engine.families.base import (
     Conditioning,
+    FamilyAdapter,
     ImageGeometry,
     LoadedModel,
     LoraSite,
-    ModelFamily,
-    register_family,
+    ModelFacts,
+    register_adapter,
 )
 from lorapilot.engine.families.loading import load_pipeline, prediction_type
-from lorapilot.engine.families.sd import CLIP_ATTENTION, UNET_ATTENTION, UNET_CONV, tokenize
+from lorapilot.engine.families.reference_configs import SDXL_REFERENCE
+from lorapilot.engine.families.sd import tokenize, unet_site
+from lorapilot.families import SDXL
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
-@register_family("sdxl")
-class StableDiffusionXL(ModelFamily):
-    name: ClassVar[str] = "sdxl"
+@register_adapter(SDXL)
+class StableDiffusionXL(FamilyAdapter):
     pipeline_class = StableDiffusionXLPipeline
     denoiser_name: ClassVar[str] = "unet"
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
-        pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache)
+        pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache, reference=SDXL_REFERENCE)
         names = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "scheduler")
         components = {k: pipe.components[k] for k in names}
         components |= {"image_encoder": None, "feature_extractor": None}
-        extras = {
-            "prediction_type": prediction_type(pipe, spec.v_parameterization),
-            "base_model_version": "sdxl_base_v1-0",
-        }
-        return LoadedModel(components, self.pipeline_class, extras)
+        facts = ModelFacts(prediction_type(pipe, spec.v_parameterization), self.family.kohya)
+        return LoadedModel(components, self.pipeline_class, facts)
 
     def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
-        sites = [LoraSite("unet", "lora_unet", False, UNET_ATTENTION, UNET_CONV)]
+        sites = [unet_site(self.family.lora)]
         if train_text_encoder:
-            sites.append(LoraSite("text_encoder", "lora_te1", True, CLIP_ATTENTION))
-            sites.append(LoraSite("text_encoder_2", "lora_te2", True, CLIP_ATTENTION))
+            clip = self.family.lora.text_encoder
+            sites.append(LoraSite("text_encoder", "lora_te1", True, clip))
+            sites.append(LoraSite("text_encoder_2", "lora_te2", True, clip))
         return sites
 
     def text_encoder_names(self) -> tuple[str, ...]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lorapilot import families
+from lorapilot.families import AITOOLKIT_ARCH, AITOOLKIT_FLAG
+from lorapilot.families.recognition import guess_from_name
 from lorapilot.spec.draft import (
     Draft,
     Ignored,
@@ -23,7 +26,6 @@ from lorapilot.spec.draft import (
     one_of,
     section,
 )
-from lorapilot.spec.family_probe import guess_from_name
 from lorapilot.spec.issues import did_you_mean
 from lorapilot.spec.readers import kohya_dataset
 from lorapilot.spec.readers.kohya_args import optimizer_name
@@ -56,7 +58,6 @@ _DTYPES = {
     "fp32": "fp32",
     "float": "fp32",
 }
-_ARCHES = {"flux": None, "sdxl": "sdxl", "sd1": "sd15", "sd15": "sd15", "sd2": "sd2", "sd3": "sd3"}
 _TIMESTEPS = {
     "sigmoid": "sigmoid",
     "linear": "uniform",
@@ -135,16 +136,19 @@ def _quantize(draft: Draft, value: Any, source: str) -> None:
 
 
 def _arch(draft: Draft, value: Any, source: str) -> None:
-    if value not in _ARCHES:
-        draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(_ARCHES))
+    arches = families.alias_names(AITOOLKIT_ARCH)
+    if value not in arches:
+        draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(arches))
         return
-    draft.hints["arch"] = (value, source)
+    draft.hints["arch"] = (AITOOLKIT_ARCH, value, source)
 
 
-def _legacy_arch(name: str):
+def _legacy_flag(name: str):
+    """ai-toolkit's older `is_xl: true`-style flags, which `arch` replaced."""
+
     def handle(draft: Draft, value: Any, source: str) -> None:
         if value:
-            draft.hints["arch"] = (name, source)
+            draft.hints["arch"] = (AITOOLKIT_FLAG, name, source)
 
     return handle
 
@@ -249,10 +253,7 @@ TRAIN: dict[str, Rule] = {
 MODEL: dict[str, Rule] = {
     "name_or_path": To(("model", "path")),
     "arch": _arch,
-    "is_flux": _legacy_arch("flux"),
-    "is_xl": _legacy_arch("sdxl"),
-    "is_v2": _legacy_arch("sd2"),
-    "is_v3": _legacy_arch("sd3"),
+    **{flag: _legacy_flag(flag) for flag in families.alias_names(AITOOLKIT_FLAG)},
     "quantize": _quantize,
     "quantize_te": Ignored("text encoders are cached, then unloaded"),
     "low_vram": To(("training", "low_vram")),
@@ -374,10 +375,9 @@ def _apply_training_folder(draft: Draft) -> None:
 def _choose_family(draft: Draft) -> None:
     arch = draft.hints.pop("arch", None)
     path = draft.get(("model", "path"))
-    name = path.lower() if isinstance(path, str) else ""
     if arch is not None:
-        family = _ARCHES[arch[0]] or ("flux-schnell" if "schnell" in name else "flux-dev")
-        draft.put(("model", "family"), family, arch[1])
+        dialect, name, source = arch
+        draft.put(("model", "family"), families.by_alias(dialect, name, path).id, source)
     elif isinstance(path, str):
         guess = guess_from_name(path)
         if guess:

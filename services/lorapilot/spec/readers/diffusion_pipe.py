@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lorapilot import families
+from lorapilot.families import DIFFUSION_PIPE_TYPE
 from lorapilot.spec import document
 from lorapilot.spec.draft import (
     Draft,
@@ -25,7 +27,6 @@ from lorapilot.spec.readers.aitoolkit import dtype_name
 
 DIALECT = "diffusion-pipe"
 DD = "dataset_defaults"
-_TYPES = {"sdxl": "sdxl", "sd3": "sd3", "flux": None}
 _OPTIMIZERS = {
     "adamw": "adamw",
     "adamw_optimi": "adamw",
@@ -41,8 +42,9 @@ _optimizer_type = one_of(_OPTIMIZERS)
 
 
 def _model_type(draft: Draft, value: Any, source: str) -> None:
-    if value not in _TYPES:
-        draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(_TYPES))
+    types = families.alias_names(DIFFUSION_PIPE_TYPE)
+    if value not in types:
+        draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(types))
         return
     draft.hints["model_type"] = (value, source)
 
@@ -265,8 +267,5 @@ def _choose_family(draft: Draft) -> None:
     model_type = draft.hints.pop("model_type", None)
     if model_type is None:
         return
-    path = draft.get(("model", "path"))
-    family = _TYPES[model_type[0]]
-    if family is None:
-        family = "flux-schnell" if isinstance(path, str) and "schnell" in path.lower() else "flux-dev"
-    draft.put(("model", "family"), family, model_type[1])
+    family = families.by_alias(DIFFUSION_PIPE_TYPE, model_type[0], draft.get(("model", "path")))
+    draft.put(("model", "family"), family.id, model_type[1])

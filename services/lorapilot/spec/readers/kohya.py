@@ -11,8 +11,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from lorapilot import families
+from lorapilot.families import SD15
+from lorapilot.families.recognition import guess_from_name
 from lorapilot.spec.draft import Draft, apply_table, join
-from lorapilot.spec.family_probe import guess_from_name
 from lorapilot.spec.readers import kohya_dataset
 from lorapilot.spec.readers.kohya_args import TABLE
 
@@ -74,25 +76,25 @@ def _save_last_n(draft: Draft, doc: Mapping[str, Any]) -> None:
 
 
 def _choose_family(draft: Draft) -> None:
-    flags: dict[str, tuple[bool, str]] = draft.hints.pop("family_flags", {})
+    """sd-scripts picks the model by script; its flags and script-only arguments stand for that here."""
+    flags: dict[tuple[str, str], tuple[bool, str]] = draft.hints.pop("family_flags", {})
     path = draft.get(("model", "path"))
     if draft.get(("model", "family")) is not None:
         return
-    sdxl, v2, flux = (flags.get(name, (False, ""))[0] for name in ("sdxl", "v2", "flux"))
-    if sdxl and v2:
-        draft.notice(flags["v2"][1], "ignored: sdxl is set, and SDXL is not an SD2 model")
-    if sdxl:
-        family = "sdxl"
-    elif flux:
-        family = "flux-schnell" if isinstance(path, str) and "schnell" in path.lower() else "flux-dev"
-    elif v2:
-        family = "sd2"
-    else:
+    named = {
+        families.by_alias(dialect, name, path): source
+        for (dialect, name), (on, source) in flags.items()
+        if on
+    }
+    if not named:
         if isinstance(path, str):
             # What kohya's train_network.py would assume; files on disk can still overrule it.
-            draft.hints["family_guess"] = (guess_from_name(path) or "sd15", "pretrained_model_name_or_path")
+            draft.hints["family_guess"] = (guess_from_name(path) or SD15, "pretrained_model_name_or_path")
         return
-    source = next(
-        (flags[n][1] for n in ("sdxl", "flux", "v2") if n in flags), "pretrained_model_name_or_path"
-    )
-    draft.put(("model", "family"), family, source)
+    family = next(f for f in families.newest_first() if f in named)
+    for other, source in named.items():
+        if other is not family:
+            draft.notice(
+                source, f"ignored: {named[family]} is set, and {family.label} is not an {other.label} model"
+            )
+    draft.put(("model", "family"), family.id, named[family])

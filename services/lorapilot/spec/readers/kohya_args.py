@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from lorapilot.families import KOHYA_COMPONENT, KOHYA_FLAG, alias_names
 from lorapilot.spec import document
 from lorapilot.spec.draft import (
     Draft,
@@ -66,19 +67,25 @@ def _family_flag(name: str):
         if not isinstance(value, bool):
             draft.issue(source, "must be true or false", value)
             return
-        draft.hints.setdefault("family_flags", {})[name] = (value, source)
+        draft.hints.setdefault("family_flags", {})[KOHYA_FLAG, name] = (value, source)
 
     return handle
 
 
-def _flux_component(draft: Draft, value: Any, source: str) -> None:
-    draft.hints.setdefault("family_flags", {})["flux"] = (True, source)
-    draft.issue(
-        source,
-        "not supported by LoRA Pilot: separate FLUX component files",
-        value,
-        hint="point pretrained_model_name_or_path at a diffusers FLUX folder or a full checkpoint",
-    )
+def _component_file(name: str):
+    """A component file only one family's sd-scripts script takes (FLUX's clip_l, t5xxl, ae): it
+    names the family, and is refused, as LoRA Pilot loads whole models."""
+
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        draft.hints.setdefault("family_flags", {})[KOHYA_COMPONENT, name] = (True, source)
+        draft.issue(
+            source,
+            "not supported by LoRA Pilot: separate FLUX component files",
+            value,
+            hint="point pretrained_model_name_or_path at a diffusers FLUX folder or a full checkpoint",
+        )
+
+    return handle
 
 
 def _train_data_dir(draft: Draft, value: Any, source: str) -> None:
@@ -297,13 +304,10 @@ TABLE: dict[str, Rule] = {
     # model
     "pretrained_model_name_or_path": To(("model", "path")),
     "family": To(("model", "family")),
-    "sdxl": _family_flag("sdxl"),
-    "v2": _family_flag("v2"),
+    **{flag: _family_flag(flag) for flag in alias_names(KOHYA_FLAG)},
     "v_parameterization": To(("model", "v_parameterization")),
     "vae": To(("model", "vae")),
-    "clip_l": _flux_component,
-    "t5xxl": _flux_component,
-    "ae": _flux_component,
+    **{name: _component_file(name) for name in alias_names(KOHYA_COMPONENT)},
     "fp8_base": _fp8_base,
     "blocks_to_swap": To(("training", "blocks_to_swap")),
     "lowram": To(("training", "low_vram")),

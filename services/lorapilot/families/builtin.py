@@ -1,0 +1,202 @@
+"""The families LoRA Pilot trains, registered in the order people see them.
+
+Adding a family is one `register(Family(...))` here plus its engine adapter
+(`lorapilot/engine/families/<family>.py`, registered against the family with `@adapter_for`).
+"""
+
+from __future__ import annotations
+
+from lorapilot.families.family import (
+    ComfyGraph,
+    ConfigMarker,
+    Family,
+    KohyaNames,
+    LoraTargets,
+    Recognition,
+    frozen_mapping,
+)
+from lorapilot.families.registry import (
+    AITOOLKIT_ARCH,
+    AITOOLKIT_FLAG,
+    DIFFUSION_PIPE_TYPE,
+    KOHYA_COMPONENT,
+    KOHYA_FLAG,
+    register,
+)
+
+UNET_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
+UNET_CONV = ("conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv")
+# All four projections: diffusers skips a text-encoder LoRA without out_proj.
+CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+# Joint-attention projections of an MMDiT block, image and text streams: diffusers' default LoRA
+# targets for SD3, and the attention part of FLUX's.
+MMDIT_ATTENTION = (
+    "attn.to_q",
+    "attn.to_k",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_q_proj",
+    "attn.add_k_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+)
+# The diffusers FLUX LoRA script's attention and feed-forward layers, plus the single blocks' MLP and
+# output projections that ai-toolkit trains too. Modulation (norm*.linear) layers stay frozen, as in
+# kohya's default; the final `proj_out` is not a block layer.
+FLUX_TARGETS = LoraTargets(
+    denoiser=(
+        *MMDIT_ATTENTION,
+        "ff.net.0.proj",
+        "ff.net.2",
+        "ff_context.net.0.proj",
+        "ff_context.net.2",
+        "proj_mlp",
+        "proj_out",
+    ),
+    exclude=r"proj_out",  # full match: the top-level output layer only
+)
+UNET_TARGETS = LoraTargets(UNET_ATTENTION, conv=UNET_CONV, text_encoder=CLIP_ATTENTION)
+CHECKPOINT_GRAPH = ComfyGraph("checkpoint", ("ckpt_name",))
+FLUX_FILES = ("unet_name", "clip_name1", "clip_name2", "vae_name")
+FLUX_OPTIONS = frozen_mapping({"weight_dtype": "default"})
+FLOW_TRANSFORMER = {
+    "denoiser": "transformer",
+    "objective": "flow",
+    "network_types": ("lora",),  # no conv layers; ComfyUI loads no DoRA magnitudes for MMDiTs
+    "trains_text_encoders": False,  # frozen encoders, cached outputs
+    "quantizable": True,
+}
+FLUX_FILE_PATTERN = r"(^|\.)double_blocks\."
+
+SD15 = register(
+    Family(
+        id="sd15",
+        label="SD1.5",
+        denoiser="unet",
+        objective="ddpm",
+        native_resolution=512,
+        recognition=Recognition(
+            pipeline_classes=("StableDiffusionPipeline",),
+            tensor_patterns=(r"^model\.diffusion_model\.input_blocks\.",),
+            name_pattern=r"(stable-diffusion-v1|sd[-_]?v?1[-_.]?5|sd15)",
+            trusted_with=("sd2",),
+        ),
+        kohya=KohyaNames("sd_v1"),
+        comfy=CHECKPOINT_GRAPH,
+        lora=UNET_TARGETS,
+        aliases=frozen_mapping({AITOOLKIT_ARCH: ("sd1", "sd15")}),
+    )
+)
+SD2 = register(
+    Family(
+        id="sd2",
+        label="SD2.x",
+        denoiser="unet",
+        objective="ddpm",
+        native_resolution=768,
+        recognition=Recognition(
+            pipeline_classes=("StableDiffusionPipeline",),
+            folder_markers=(  # OpenCLIP-H text encoder, or a v-prediction scheduler
+                ConfigMarker("text_encoder/config.json", "hidden_act", "gelu"),
+                ConfigMarker("text_encoder/config.json", "hidden_size", 1024),
+                ConfigMarker("scheduler/scheduler_config.json", "prediction_type", "v_prediction"),
+            ),
+            tensor_patterns=(r"^cond_stage_model\.model\.",),
+            name_pattern=r"(stable-diffusion-2|sd[-_]?2(\.|[-_])?[01]|768-v)",
+            trusted_with=("sd15",),
+        ),
+        kohya=KohyaNames("sd_v2", v2=True),
+        comfy=CHECKPOINT_GRAPH,
+        lora=UNET_TARGETS,
+        aliases=frozen_mapping({AITOOLKIT_ARCH: ("sd2",), AITOOLKIT_FLAG: ("is_v2",), KOHYA_FLAG: ("v2",)}),
+    )
+)
+SDXL = register(
+    Family(
+        id="sdxl",
+        label="SDXL",
+        denoiser="unet",
+        objective="ddpm",
+        native_resolution=1024,
+        recognition=Recognition(
+            pipeline_classes=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
+            tensor_patterns=(r"^conditioner\.embedders\.1\.",),
+            name_pattern=r"xl|sdxl|pony|illustrious",
+        ),
+        kohya=KohyaNames("sdxl_base_v1-0"),
+        comfy=CHECKPOINT_GRAPH,
+        lora=UNET_TARGETS,
+        aliases=frozen_mapping(
+            {
+                AITOOLKIT_ARCH: ("sdxl",),
+                AITOOLKIT_FLAG: ("is_xl",),
+                DIFFUSION_PIPE_TYPE: ("sdxl",),
+                KOHYA_FLAG: ("sdxl",),
+            }
+        ),
+    )
+)
+SD3 = register(
+    Family(
+        id="sd3",
+        label="SD3",
+        native_resolution=1024,
+        recognition=Recognition(
+            pipeline_classes=("StableDiffusion3Pipeline",),
+            tensor_patterns=(r"(^|\.)joint_blocks\.",),
+            name_pattern=r"sd[-_.]?3|stable-diffusion-3",
+        ),
+        kohya=KohyaNames("sd3", architecture="stable-diffusion-v3"),
+        comfy=ComfyGraph("checkpoint_triple_clip", ("ckpt_name", "clip_name1", "clip_name2", "clip_name3")),
+        lora=LoraTargets(MMDIT_ATTENTION),
+        aliases=frozen_mapping(
+            {AITOOLKIT_ARCH: ("sd3",), AITOOLKIT_FLAG: ("is_v3",), DIFFUSION_PIPE_TYPE: ("sd3",)}
+        ),
+        **FLOW_TRANSFORMER,
+    )
+)
+FLUX_ALIASES = frozen_mapping(
+    {
+        AITOOLKIT_ARCH: ("flux",),
+        AITOOLKIT_FLAG: ("is_flux",),
+        DIFFUSION_PIPE_TYPE: ("flux",),
+        KOHYA_COMPONENT: ("clip_l", "t5xxl", "ae"),  # file arguments of sd-scripts' flux_train_network.py
+    }
+)
+FLUX_DEV = register(
+    Family(
+        id="flux-dev",
+        label="FLUX.1 dev",
+        native_resolution=1024,
+        recognition=Recognition(
+            pipeline_classes=("FluxPipeline",),
+            tensor_patterns=(FLUX_FILE_PATTERN, r"guidance_in\."),
+            name_pattern=r"flux",
+        ),
+        kohya=KohyaNames("flux1", architecture="flux-1-dev"),
+        comfy=ComfyGraph("unet_dual_clip", FLUX_FILES, FLUX_OPTIONS, guidance=True),
+        lora=FLUX_TARGETS,
+        aliases=FLUX_ALIASES,
+        **FLOW_TRANSFORMER,
+    )
+)
+FLUX_SCHNELL = register(  # timestep-distilled: no guidance embedding
+    Family(
+        id="flux-schnell",
+        label="FLUX.1 schnell",
+        native_resolution=1024,
+        recognition=Recognition(
+            pipeline_classes=("FluxPipeline",),
+            folder_markers=(ConfigMarker("transformer/config.json", "guidance_embeds", False),),
+            tensor_patterns=(FLUX_FILE_PATTERN,),
+            tensor_absent=(r"guidance_in\.",),
+            name_pattern=r"^(?=.*flux).*schnell",
+            path_keyword="schnell",
+        ),
+        kohya=KohyaNames("flux1", architecture="flux-1-schnell"),
+        comfy=ComfyGraph("unet_dual_clip", FLUX_FILES, FLUX_OPTIONS),
+        lora=FLUX_TARGETS,
+        aliases=FLUX_ALIASES,
+        **FLOW_TRANSFORMER,
+    )
+)
