@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import pytest
 
-from lorapilot.spec.explain import UnknownFieldError, explain, field_docs, lookup
+from lorapilot.spec.explain import UnknownFieldError, explain, field_docs, lookup, reference_markdown
 from lorapilot.spec.model import Optimizer, SampleSpec, TrainingSpec, TrainSpec
+
+REFERENCE = Path(__file__).resolve().parents[3] / "docs" / "config-reference.md"
 
 
 def test_a_field_shows_its_path_type_default_bounds_and_meaning():
@@ -74,3 +77,18 @@ def test_a_name_like_nothing_points_at_the_section_listing():
     with pytest.raises(UnknownFieldError) as refused:
         explain("colour_grading")
     assert "--explain SECTION" in str(refused.value)
+
+
+def test_the_reference_lists_every_field_with_its_description():
+    text = reference_markdown()
+    for doc in field_docs():
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{doc.path}` |"))
+        assert doc.description.replace("<", "\\<") in row, doc.path
+    assert "trainpilot validate" in text.split("## ", 1)[0]
+
+
+def test_the_committed_config_reference_is_the_one_the_spec_generates():
+    assert REFERENCE.read_text(encoding="utf-8") == reference_markdown(), (
+        "docs/config-reference.md is out of date; regenerate it with "
+        "`python -m lorapilot.spec.explain --markdown > docs/config-reference.md`"
+    )
