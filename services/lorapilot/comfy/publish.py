@@ -23,6 +23,7 @@ from typing import Any
 
 from lorapilot.atomic_files import fsync_dir
 from lorapilot.comfy.errors import PublishError
+from lorapilot.engine.run_folder import RunFolder
 from lorapilot.spool import JobRecord, JobState, Spool
 from lorapilot.workspace import Workspace
 
@@ -168,11 +169,11 @@ def publish(workspace: Workspace, record: JobRecord) -> Publication:
 
 
 def publish_checkpoints(workspace: Workspace, record: JobRecord) -> list[Publication]:
-    """The opt-in extra: the run's periodic saves (`<name>-step00000100.safetensors`) as well."""
+    """The opt-in extra: the run's periodic saves (`<name>-step00000100`, `<name>-000002`) as well."""
     source, spec = source_lora(Spool(workspace), record)
     return [
         _publish_file(workspace, record, spec, path, name=path.stem, kind="checkpoint")
-        for path in sorted(source.parent.glob(f"{record.name}-step*{LORA_SUFFIX}"))
+        for path in RunFolder(source.parent, record.name).saves()
     ]
 
 

@@ -65,7 +65,7 @@ def log_tail(folder: Path, lines: int = 200) -> str:
 
 
 def lora_files(folder: Path) -> list[str]:
-    """The LoRA files of the run: the final one and the step-numbered saves."""
+    """The LoRA files of the run: the final one and the periodic (step and epoch) saves."""
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())

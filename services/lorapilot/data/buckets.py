@@ -158,6 +158,11 @@ class BucketBatchSampler:
     def epoch(self) -> int:
         return self._epoch
 
+    @property
+    def epochs_done(self) -> int:
+        """Epochs whose every batch has been handed out (the last one may not have been asked for)."""
+        return self._epoch + (self._position >= len(self))
+
     def set_epoch(self, epoch: int) -> None:
         """Start `epoch` from its first batch; the current epoch keeps its position (a resume)."""
         if epoch != self._epoch:

@@ -212,13 +212,13 @@ class DistributedTrainer(Trainer):
         if stop.item():
             raise StopTraining(reason)
 
-    def _periodic(self, step: int) -> None:
+    def _periodic(self, step: int, epoch: int | None) -> None:
         if self.rank == 0:
-            super()._periodic(step)
+            super()._periodic(step, epoch)
 
-    def _interrupt(self, step: int, loss: float | None, reason: str) -> RunResult:
+    def _interrupt(self, step: int, loss: float | None, reason: str, epoch: int | None) -> RunResult:
         if self.rank == 0:
-            return super()._interrupt(step, loss, reason)
+            return super()._interrupt(step, loss, reason, epoch)
         return RunResult(self.folder.periodic_lora(step), step, loss, stopped_early=False, interrupted=True)
 
     def _finish(self, step: int, loss: float | None, stopped_early: bool) -> RunResult:

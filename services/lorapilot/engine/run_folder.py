@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
-_PERIODIC = re.compile(r"-step(\d{8})\.safetensors$")
+LORA_SUFFIX = ".safetensors"
+
+
+class SaveKind(Enum):
+    """The periodic saves, each with its own name and its own keep_last count.
+
+    `STEP` is `<name>-stepNNNNNNNN`; `EPOCH` is kohya-ss's `<name>-NNNNNN` (its EPOCH_FILE_NAME).
+    """
+
+    STEP = ("-step", 8)
+    EPOCH = ("-", 6)
+
+    def file_name(self, name: str, number: int) -> str:
+        tag, digits = self.value
+        return f"{name}{tag}{number:0{digits}d}{LORA_SUFFIX}"
+
+    def number(self, name: str, file_name: str) -> int | None:
+        """The step or epoch in `file_name` when it is a save of this kind of run `name`."""
+        tag, digits = self.value
+        pattern = rf"{re.escape(name)}{re.escape(tag)}(\d{{{digits}}}){re.escape(LORA_SUFFIX)}"
+        match = re.fullmatch(pattern, file_name)
+        return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -16,19 +38,24 @@ class RunFolder:
 
     @property
     def lora(self) -> Path:
-        return self.root / f"{self.name}.safetensors"
+        return self.root / f"{self.name}{LORA_SUFFIX}"
 
-    def periodic_lora(self, step: int) -> Path:
-        return self.root / f"{self.name}-step{step:08d}.safetensors"
+    def periodic_lora(self, number: int, kind: SaveKind = SaveKind.STEP) -> Path:
+        return self.root / kind.file_name(self.name, number)
 
-    def periodic_loras(self) -> list[tuple[int, Path]]:
-        """Periodic saves of this run, oldest first."""
+    def periodic_loras(self, kind: SaveKind = SaveKind.STEP) -> list[tuple[int, Path]]:
+        """Periodic saves of one kind, oldest (lowest step or epoch) first."""
         found = []
-        for path in self.root.glob(f"{self.name}-step*.safetensors"):
-            match = _PERIODIC.search(path.name)
-            if match:
-                found.append((int(match.group(1)), path))
+        for path in self.root.glob(f"{self.name}-*{LORA_SUFFIX}"):
+            number = kind.number(self.name, path.name)
+            if number is not None:
+                found.append((number, path))
         return sorted(found)
+
+    def saves(self) -> list[Path]:
+        """Periodic saves of every kind, oldest written first: the last is the newest LoRA."""
+        found = [path for kind in SaveKind for _, path in self.periodic_loras(kind)]
+        return sorted(found, key=_written)
 
     @property
     def state(self) -> Path:
@@ -53,3 +80,10 @@ class RunFolder:
         for folder in (self.root, self.samples, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def _written(path: Path) -> tuple[int, str]:
+    try:
+        return path.stat().st_mtime_ns, path.name
+    except OSError:  # deleted while listing: sorts first, as if long gone
+        return 0, path.name

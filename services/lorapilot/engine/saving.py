@@ -12,7 +12,7 @@ from lorapilot.engine.lora_export import (
     save_kohya_lora,
     save_peft_folded_lora,
 )
-from lorapilot.engine.run_folder import RunFolder
+from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_setup import DTYPES
 
 log = logging.getLogger(__name__)
@@ -34,16 +34,21 @@ def save_lora(
 
 def save_periodic(
     folder: RunFolder,
-    step: int,
+    kind: SaveKind,
+    number: int,
     components: list[LoraComponent],
+    *,
     metadata: dict[str, str],
     spec: LoraFileSpec,
 ) -> Path:
-    """`<name>-stepNNNNNNNN.safetensors`, then the oldest periodic saves beyond `keep_last` go."""
-    path = folder.periodic_lora(step)
+    """The step or epoch `number`'s save, then the oldest saves of that kind beyond `keep_last` go.
+
+    Step and epoch saves are counted apart, as kohya's save_last_n_steps and save_last_n_epochs are.
+    """
+    path = folder.periodic_lora(number, kind)
     save_lora(path, components, metadata, spec)
     if spec.keep_last:
-        existing = folder.periodic_loras()
+        existing = folder.periodic_loras(kind)
         for _, old in existing[: max(0, len(existing) - spec.keep_last)]:
             old.unlink(missing_ok=True)
             log.info("removed old periodic save %s (keep_last=%d)", old.name, spec.keep_last)

@@ -29,7 +29,7 @@ from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
 from lorapilot.engine.optim import build_optimizer
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
-from lorapilot.engine.run_folder import RunFolder
+from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
 from lorapilot.engine.run_setup import DTYPES, move, offload_vae, prepare_run
 from lorapilot.engine.sampling import render_samples, sample_trigger
@@ -186,9 +186,11 @@ class Trainer:
         bar = self._progress_bar(start)
         step = start
         for step in range(start + 1, self.total_steps + 1):
+            epochs_before = self.sampler.epochs_done
             for _ in range(t.gradient_accumulation_steps):
                 loss_sum += self._micro_step(next(batches))
             self._update()
+            epoch = self._epoch_to_save(step, epochs_before)
             window_steps += 1
             bar.update(1)
             if step % log_every == 0 or step == self.total_steps:
@@ -198,7 +200,7 @@ class Trainer:
                     self._report(step, last_loss, last_rate, bar)
                 except StopTraining as request:
                     bar.close()
-                    return self._interrupt(step, last_loss, str(request))
+                    return self._interrupt(step, last_loss, str(request), epoch)
                 loss_sum.zero_()
                 window_start, window_steps = time.perf_counter(), 0
                 if self.stopper is not None and self.stopper.update(step, last_loss):
@@ -209,8 +211,8 @@ class Trainer:
                     self._poll(step, last_loss, last_rate)
                 except StopTraining as request:
                     bar.close()
-                    return self._interrupt(step, last_loss, str(request))
-            self._periodic(step)
+                    return self._interrupt(step, last_loss, str(request), epoch)
+            self._periodic(step, epoch)
             if stopped_early:
                 break
         bar.close()
@@ -306,14 +308,44 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, self.sampler.epoch))
 
-    def _periodic(self, step: int) -> None:
+    def _epoch_to_save(self, step: int, epochs_before: int) -> int | None:
+        """The epoch to save after this step: one `save.every_n_epochs` names ended in it.
+
+        An accumulated step can span an epoch's end (kohya saves after the step it ended in) or,
+        with few batches, several ends; the latest named one is saved. The last step writes the
+        final LoRA instead.
+        """
+        every = self.spec.save.every_n_epochs
+        done = self.sampler.epochs_done
+        if not every or done // every == epochs_before // every or step == self.total_steps:
+            return None
+        return done // every * every
+
+    def _periodic(self, step: int, epoch: int | None) -> None:
         s = self.spec
         if s.sample.every and s.sample.prompts and step % s.sample.every == 0 and step != self.total_steps:
             self._sample(step)
-        if s.save.every_n_steps and step % s.save.every_n_steps == 0 and step != self.total_steps:
+        every = s.save.every_n_steps
+        by_step = bool(every) and step % every == 0 and step != self.total_steps
+        if by_step or epoch is not None:
             self._save_checkpoint(step)
-            save_periodic(self.folder, step, self._components(), self._metadata(step), self._save_spec())
+            self._save_periodic(step, by_step, epoch)
             self.run_log.flush()
+
+    def _save_periodic(self, step: int, by_step: bool, epoch: int | None) -> Path | None:
+        """The step save and/or the epoch save due now; the step save's path when there is one."""
+        components, file_spec = self._components(), self._save_spec()
+        lora = None
+        if by_step:
+            meta = self._metadata(step)
+            lora = save_periodic(self.folder, SaveKind.STEP, step, components, metadata=meta, spec=file_spec)
+        if epoch is not None:
+            meta = self._metadata(step, epoch)
+            path = save_periodic(
+                self.folder, SaveKind.EPOCH, epoch, components, metadata=meta, spec=file_spec
+            )
+            log.info("epoch %d ended in step %d: %s saved", epoch, step, path.name)
+        return lora
 
     def _save_checkpoint(self, step: int) -> None:
         if not self.spec.save.save_state:
@@ -378,19 +410,20 @@ class Trainer:
     def _components(self) -> list[LoraComponent]:
         return [LoraComponent(s.site.name, s.site.kohya_prefix, s.module) for s in self.sites]
 
-    def _metadata(self, step: int) -> dict[str, str]:
+    def _metadata(self, step: int, epoch: int | None = None) -> dict[str, str]:
+        """kohya's metadata at `step`; an epoch save names its epoch, as kohya's ss_epoch does."""
         self.facts.step = step
-        self.facts.epoch = self.sampler.epoch + 1
+        self.facts.epoch = epoch if epoch is not None else self.sampler.epoch + 1
         return kohya_metadata(self.spec, self.facts)
 
-    def _interrupt(self, step: int, loss: float | None, reason: str) -> RunResult:
+    def _interrupt(self, step: int, loss: float | None, reason: str, epoch: int | None) -> RunResult:
         log.info(
             "stopping at step %d on request%s; the run resumes from here",
             step,
             f": {reason}" if reason else "",
         )
         self._save_checkpoint(step)
-        lora = save_periodic(self.folder, step, self._components(), self._metadata(step), self._save_spec())
+        lora = self._save_periodic(step, True, epoch)  # the epoch's save too: the resumed run is past it
         self.run_log.flush()
         stats = {"vae_encodes": self.vae_encodes, "text_encodes": self.text_encodes, "steps": step}
         return RunResult(lora, step, loss, stopped_early=False, stats=stats, interrupted=True)

@@ -127,7 +127,7 @@ class DatasetSpec(Section):
     is_reg: bool = Field(False, description="regularization (prior-preservation) images")
     weight: float = Field(1.0, gt=0, le=100, description="loss weight of this dataset")
     resolutions: list[int] = Field(default_factory=lambda: [1024], description="training sides")
-    bucket: BucketSpec = Field(default_factory=BucketSpec)
+    bucket: BucketSpec = Field(default_factory=BucketSpec, description="aspect-ratio buckets of this dataset")
     shuffle_caption: bool = Field(False, description="shuffle comma-separated tags")
     keep_tokens: int = Field(0, ge=0, description="leading tags kept in place when shuffling")
     caption_dropout: float = Field(0.0, ge=0.0, le=1.0, description="chance of an empty caption")
@@ -176,24 +176,40 @@ class EarlyStoppingSpec(Section):
 class TrainingSpec(Section):
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="optimizer steps to train")
     epochs: int | None = Field(None, ge=1, le=100_000, description="passes over the data (instead of steps)")
-    batch_size: int = Field(1, ge=1, le=1024)
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    batch_size: int = Field(1, ge=1, le=1024, description="images per micro-batch (per process)")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="micro-batches whose gradients add up to one optimizer step"
+    )
     # Up to 10: Prodigy and other adaptive optimizers take a multiplier around 1.0 as their "LR".
-    learning_rate: float = Field(1e-4, gt=0, le=10)
+    learning_rate: float = Field(
+        1e-4, gt=0, le=10, description="LR of every LoRA parameter; unet_lr/text_encoder_lr override it"
+    )
     unet_lr: float | None = Field(None, gt=0, le=10, description="denoiser LR; default learning_rate")
     text_encoder_lr: float | None = Field(None, gt=0, le=10, description="text-encoder LR")
-    optimizer: Optimizer = "adamw8bit"
-    optimizer_args: dict[str, Any] = Field(default_factory=dict)
-    lr_scheduler: Scheduler = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    optimizer: Optimizer = Field(
+        "adamw8bit", description="optimizer; adamw8bit, lion and lion8bit are bitsandbytes' (CUDA)"
+    )
+    optimizer_args: dict[str, Any] = Field(
+        default_factory=dict, description="extra optimizer keyword arguments, e.g. weight_decay, betas"
+    )
+    lr_scheduler: Scheduler = Field("constant", description="LR schedule over the run's optimizer steps")
+    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear LR warm-up from 0")
     lr_end: float = Field(0.0, ge=0, description="LR floor for decaying schedules")
     lr_cycles: int = Field(1, ge=1, description="restarts for cosine_with_restarts")
     lr_power: float = Field(1.0, gt=0, description="power for polynomial")
-    mixed_precision: MixedPrecision = "bf16"
-    gradient_checkpointing: bool = False
+    mixed_precision: MixedPrecision = Field(
+        "bf16", description="autocast dtype of the forward pass; 'no' is fp32; fp16 adds a grad scaler"
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, slower steps"
+    )
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping; 0 turns it off")
-    noise_offset: float = Field(0.0, ge=0, le=1)
-    min_snr_gamma: float | None = Field(None, gt=0)
+    noise_offset: float = Field(
+        0.0, ge=0, le=1, description="offset noise strength (darker darks, brighter lights); 0 turns it off"
+    )
+    min_snr_gamma: float | None = Field(
+        None, gt=0, description="min-SNR-γ loss weighting (5 is usual); unset turns it off"
+    )
     timestep_sampling: TimestepSampling | None = Field(None, description="flow models; default per family")
     discrete_flow_shift: float = Field(3.0, gt=0, description="σ shift for timestep_sampling 'shift'")
     logit_mean: float = Field(0.0, ge=-5, le=5, description="mean of the logit-normal/sigmoid σ sampler")
@@ -203,11 +219,22 @@ class TrainingSpec(Section):
     )
     guidance_scale: float = Field(1.0, ge=0, description="FLUX-dev guidance embedding while training")
     prior_loss_weight: float = Field(1.0, ge=0, description="loss weight of regularization images")
-    clip_skip: int | None = Field(None, ge=1, le=12)
-    attention: Literal["sdpa", "xformers"] = "sdpa"
-    cache_text_encoder_outputs: bool = False
+    clip_skip: int | None = Field(
+        None,
+        ge=1,
+        le=12,
+        description="CLIP layer (from the end) captions are read from; 1 or unset: the last",
+    )
+    attention: Literal["sdpa", "xformers"] = Field(
+        "sdpa", description="attention kernel of the denoiser: PyTorch SDPA or xformers"
+    )
+    cache_text_encoder_outputs: bool = Field(
+        False, description="keep caption embeddings in the workspace cache for later runs (frozen encoders)"
+    )
     compile: bool = Field(False, description="torch.compile the denoiser")
-    seed: int = Field(42, ge=0, lt=2**32)
+    seed: int = Field(
+        42, ge=0, lt=2**32, description="seed of LoRA initialisation, data order, augmentation and noise"
+    )
     low_vram: bool = Field(
         False, description="encoders and VAE leave the GPU once captions/latents are cached"
     )
@@ -217,7 +244,9 @@ class TrainingSpec(Section):
     skip_bad_images: bool = Field(
         False, description="skip unreadable images with a warning instead of failing"
     )
-    early_stopping: EarlyStoppingSpec | None = None
+    early_stopping: EarlyStoppingSpec | None = Field(
+        None, description="stop once the smoothed loss stops improving; unset trains to the end"
+    )
     ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of the LoRA weights (ai-toolkit)")
 
     @field_validator("mixed_precision", mode="before")
@@ -239,13 +268,19 @@ class TrainingSpec(Section):
 
 class SampleSpec(Section):
     every: int = Field(0, ge=0, description="steps between sample renders; 0 turns sampling off")
-    prompts: list[str] = Field(default_factory=list)
-    negative_prompt: str = ""
-    seed: int = Field(42, ge=0, lt=2**32)
-    steps: int = Field(20, ge=1, le=200)
-    guidance_scale: float = Field(7.0, ge=0, le=50)
-    width: int | None = Field(None, ge=64, le=4096, multiple_of=8)
-    height: int | None = Field(None, ge=64, le=4096, multiple_of=8)
+    prompts: list[str] = Field(
+        default_factory=list, description="prompts to render; [trigger] becomes the dataset's trigger word"
+    )
+    negative_prompt: str = Field("", description="negative prompt of every sample (UNet and SD3 models)")
+    seed: int = Field(42, ge=0, lt=2**32, description="seed of every render, so samples compare over steps")
+    steps: int = Field(20, ge=1, le=200, description="denoising steps per sample")
+    guidance_scale: float = Field(7.0, ge=0, le=50, description="guidance scale of the sample renders")
+    width: int | None = Field(
+        None, ge=64, le=4096, multiple_of=8, description="sample width (px); default: the largest resolution"
+    )
+    height: int | None = Field(
+        None, ge=64, le=4096, multiple_of=8, description="sample height (px); default: the largest resolution"
+    )
 
     @model_validator(mode="after")
     def _prompts(self) -> SampleSpec:
@@ -256,7 +291,9 @@ class SampleSpec(Section):
 
 class SaveSpec(Section):
     every_n_steps: int | None = Field(None, ge=1, description="periodic LoRA saves")
-    every_n_epochs: int | None = Field(None, ge=1)
+    every_n_epochs: int | None = Field(
+        None, ge=1, description="epochs between periodic LoRA saves (<name>-NNNNNN.safetensors, as kohya)"
+    )
     keep_last: int | None = Field(None, ge=1, description="periodic saves kept; older ones are deleted")
     format: Literal["kohya", "diffusers"] = Field("kohya", description="key naming of the LoRA file")
     dtype: Dtype = Field("fp16", description="dtype of the saved LoRA tensors")
@@ -278,14 +315,18 @@ class OutputSpec(Section):
 
 
 class TrainSpec(Section):
-    spec_version: Literal[1] = SPEC_VERSION
-    model: ModelSpec
-    network: NetworkSpec = Field(default_factory=NetworkSpec)
-    datasets: list[DatasetSpec] = Field(min_length=1)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    sample: SampleSpec = Field(default_factory=SampleSpec)
-    save: SaveSpec = Field(default_factory=SaveSpec)
-    output: OutputSpec
+    spec_version: Literal[1] = Field(SPEC_VERSION, description="version of this config shape; always 1")
+    model: ModelSpec = Field(description="the base model the LoRA is trained for")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="the LoRA: type, rank, targets")
+    datasets: list[DatasetSpec] = Field(
+        min_length=1, description="image folders to train on; at least one that is not regularization"
+    )
+    training: TrainingSpec = Field(
+        default_factory=TrainingSpec, description="length, optimizer, LR schedule, precision and noise"
+    )
+    sample: SampleSpec = Field(default_factory=SampleSpec, description="sample renders during training")
+    save: SaveSpec = Field(default_factory=SaveSpec, description="periodic saves and the LoRA file's format")
+    output: OutputSpec = Field(description="run name and folder")
 
     @model_validator(mode="after")
     def _cross(self) -> TrainSpec:

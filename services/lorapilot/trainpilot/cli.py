@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from lorapilot.spec import SpecError
+from lorapilot.spec.explain import UnknownFieldError, explain
 from lorapilot.spool import SpoolError
 from lorapilot.trainpilot.comfy_commands import add_comfy_commands
 from lorapilot.trainpilot.commands import add_commands
@@ -36,10 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="check a training config and print the normalised spec",
         description="Exit 0 and print the normalised spec as YAML, or exit 2 and "
-        "print every problem with its field, the value and the fix.",
+        "print every problem with its field, the value and the fix. With --explain, say what a "
+        "spec field or section means instead.",
     )
     validate.add_argument("file", type=Path, nargs="?", help="YAML or TOML config in any supported dialect")
     validate.add_argument("--json", action="store_true", help="print the spec as JSON instead of YAML")
+    validate.add_argument(
+        "--explain",
+        metavar="FIELD",
+        help="print a spec field's type, default, accepted values and meaning (e.g. training.learning_rate, "
+        "datasets.folder), or a section's fields (e.g. training); no config needed",
+    )
     add_spec_options(validate)
     validate.set_defaults(handler=cmd_validate)
 
@@ -59,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.explain is not None:
+        print(explain(args.explain))
+        return EXIT_OK
     loaded = load_for(args, Workspace.from_env(args.workspace))
     data = loaded.spec.model_dump(mode="json")
     if args.json:
@@ -101,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_INVALID
-    except (UsageError, SpoolError) as exc:
+    except (UsageError, SpoolError, UnknownFieldError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

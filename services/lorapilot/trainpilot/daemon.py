@@ -22,6 +22,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from lorapilot.engine.run_folder import RunFolder
 from lorapilot.spool import Claim, JobRecord, JobState, Spool, read_status, write_status
 from lorapilot.spool.status import utcnow
 from lorapilot.trainpilot import worker
@@ -331,8 +332,8 @@ class Daemon:
 
 
 def _last_save(folder: Path, name: str) -> str | None:
-    """The newest step-numbered LoRA of a run that stopped without reporting one (it was killed)."""
-    saves = sorted(folder.glob(f"{name}-step*.safetensors"))
+    """The newest periodic save (step or epoch) of a run that stopped without reporting one (killed)."""
+    saves = RunFolder(folder, name).saves()
     return str(saves[-1]) if saves else None
 
 

@@ -59,8 +59,12 @@ def test_publishes_each_done_job_once_and_remembers_across_restarts(comfy_ws, ru
 def test_periodic_saves_are_published_on_request(comfy_ws, runs):
     configure(comfy_ws)
     record = add_done_job(comfy_ws, runs["first"], "my_lora")
-    saves = sorted(p.name for p in (comfy_ws.outputs / "my_lora").glob("my_lora-step*.safetensors"))
-    assert saves
+    folder = comfy_ws.outputs / "my_lora"
+    step_saves = sorted(p.name for p in folder.glob("my_lora-step*.safetensors"))
+    assert step_saves
+    # an epoch save, as save.every_n_epochs names it (other bytes: the same bytes are published once)
+    shutil.copyfile(runs["second"] / step_saves[0], folder / "my_lora-000001.safetensors")
+    saves = [*step_saves, "my_lora-000001.safetensors"]
     Bridge(comfy_ws, test=False, checkpoints=True).cycle()
     loras = comfy_ws.model_dir("loras")
     assert sorted(p.name for p in loras.glob("*.safetensors")) == sorted(["my_lora.safetensors", *saves])

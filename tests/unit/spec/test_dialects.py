@@ -93,6 +93,22 @@ def test_kohya_flat_args_keep_kohyas_alpha_default(validate, guide_workspace, tm
     assert names["2_concept_b"] == 2 and names["3_concept_c"] == 3 and len(names) == 7
 
 
+def test_kohya_save_last_n_epochs_counts_saves_and_save_last_n_steps_counts_steps(
+    validate, guide_workspace, tmp_path
+):
+    head = (
+        'pretrained_model_name_or_path = "/workspace/models/stable-diffusion-v1-5"\n'
+        'train_data_dir = "/workspace/datasets/images/1_my_dataset"\nnetwork_dim = 4\nnetwork_alpha = 4\n'
+    )
+    epochs, steps = tmp_path / "epochs.toml", tmp_path / "steps.toml"
+    epochs.write_text(head + "max_train_epochs = 9\nsave_every_n_epochs = 3\nsave_last_n_epochs = 2\n")
+    steps.write_text(head + "save_every_n_steps = 50\nsave_last_n_steps = 150\n")
+    by_epochs = validate(epochs, workspace=guide_workspace).spec["save"]
+    assert (by_epochs["every_n_epochs"], by_epochs["keep_last"]) == (3, 2)  # kohya keeps 2 saves
+    by_steps = validate(steps, workspace=guide_workspace).spec["save"]
+    assert (by_steps["every_n_steps"], by_steps["keep_last"]) == (50, 3)  # the saves within 150 steps
+
+
 def test_kohya_single_file_checkpoint_is_recognised(validate, guide_workspace, tiny_models, tmp_path):
     target = guide_workspace.model_dir("checkpoints") / "tiny-sdxl.safetensors"
     shutil.copyfile(single_file_path(tiny_models["sdxl"]), target)

@@ -48,3 +48,35 @@ def test_validate_reports_errors_with_exit_code_2(tmp_path):
 def test_help_lists_validate():
     done = subprocess.run([TRAINPILOT, "--help"], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "validate" in done.stdout
+
+
+def test_validate_explain_prints_a_field_without_any_config(tmp_path):
+    done = run("validate", "--explain", "datasets[].repeats", workspace=tmp_path / "ws")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "datasets.repeats",
+        "  type:     integer",
+        "  default:  1",
+        "  accepted: >= 1 and <= 10000",
+        "  meaning:  times each image is seen per epoch",
+    ]
+
+
+def test_validate_explain_of_a_section_lists_its_fields(tmp_path):
+    done = run("validate", "--explain", "save", workspace=tmp_path / "ws")
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split("fields:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == [
+        "save.every_n_steps",
+        "save.every_n_epochs",
+        "save.keep_last",
+        "save.format",
+        "save.dtype",
+        "save.save_state",
+    ]
+
+
+def test_validate_explain_of_an_unknown_field_exits_2_with_a_did_you_mean(tmp_path):
+    done = run("validate", "--explain", "training.lerning_rate", workspace=tmp_path / "ws")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "did you mean 'training.learning_rate'?" in done.stderr and "Traceback" not in done.stderr

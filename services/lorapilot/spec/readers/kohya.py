@@ -60,6 +60,7 @@ def _is_guide(doc: Mapping[str, Any]) -> bool:
 
 
 def _save_last_n(draft: Draft, doc: Mapping[str, Any]) -> None:
+    """kohya's save_last_n_steps is a span of steps; its save_last_n_epochs counts saves."""
     flat = _flatten(doc)
     for last_key, every_key in (
         ("save_last_n_steps", "save_every_n_steps"),
@@ -72,7 +73,8 @@ def _save_last_n(draft: Draft, doc: Mapping[str, Any]) -> None:
         if not isinstance(last, int) or not isinstance(every, int) or every <= 0 or last <= 0:
             draft.issue(source, f"needs a positive {every_key} and a positive count", last)
             continue
-        draft.put(("save", "keep_last"), max(1, math.ceil(last / every)), source)
+        kept = last if last_key == "save_last_n_epochs" else max(1, math.ceil(last / every))
+        draft.put(("save", "keep_last"), kept, source)
 
 
 def _choose_family(draft: Draft) -> None:
