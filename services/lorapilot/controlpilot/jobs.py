@@ -15,7 +15,7 @@ from lorapilot.controlpilot import runs, submission
 from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
 from lorapilot.spec import SpecError, SpecIssue
 from lorapilot.spec.issues import _UNSET as UNSET  # the marker of an issue that names no value
-from lorapilot.spool import JobNotFoundError, JobRecord, NameTakenError, Spool, WrongStateError
+from lorapilot.spool import JobNotFoundError, JobRecord, JobState, NameTakenError, Spool, WrongStateError
 from lorapilot.spool.status import mark_state
 from lorapilot.trainpilot.views import all_views, job_view
 from lorapilot.web.app import workspace_of
@@ -65,7 +65,7 @@ def summary(view: dict[str, Any]) -> dict[str, Any]:
     status = view["status"] or {}
     total = status.get("total")
     progress = min(1.0, status.get("step", 0) / total) if total else 0.0
-    if view["state"] == "done":
+    if view["state"] == JobState.DONE:
         progress = 1.0
     return {**view, "progress": progress}
 
@@ -166,7 +166,7 @@ def cancel_job(ref: str) -> Response:
     the_spool = spool()
     record, now = the_spool.cancel(ref)
     if now:
-        mark_state(the_spool.run_folder(record), "cancelled")
+        mark_state(the_spool.run_folder(record), JobState.CANCELLED)
     return jsonify(id=record.id, name=record.name, cancelled=now, stopping=not now)
 
 
@@ -174,7 +174,7 @@ def cancel_job(ref: str) -> Response:
 def retry_job(ref: str) -> Response:
     the_spool = spool()
     record = the_spool.retry(ref)
-    mark_state(the_spool.run_folder(record), "queued")
+    mark_state(the_spool.run_folder(record), JobState.QUEUED)
     return jsonify(id=record.id, name=record.name, state=record.state.value)
 
 

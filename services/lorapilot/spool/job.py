@@ -31,21 +31,32 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the rule of TrainSp
 
 
 class JobState(StrEnum):
-    """A job's state is the spool folder its file is in (rq's JobStatus, stored as strings)."""
+    """A job's state, the one name for it in the spool, status.json, the CLI, ControlPilot and the
+    bridge (rq's JobStatus: stored as these strings). The spool folder a job file is in decides its
+    state; `interrupted` is a job in running/ that no process trains now (its daemon stopped or
+    died): it resumes on the next daemon start."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    INTERRUPTED = "interrupted"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
     def folder(self) -> str:
-        return "incoming" if self is JobState.QUEUED else self.value
+        """The spool folder of a job in this state (an interrupted job waits in running/)."""
+        if self is JobState.QUEUED:
+            return "incoming"
+        return JobState.RUNNING.value if self is JobState.INTERRUPTED else self.value
 
     @property
     def terminal(self) -> bool:
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+# The states with a spool folder of their own: the state a job file's folder gives it.
+SPOOL_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class Job(BaseModel):

@@ -25,7 +25,16 @@ import yaml
 from lorapilot.atomic_files import fsync_dir, write_atomic
 from lorapilot.spec.issues import did_you_mean
 from lorapilot.spool.errors import JobNotFoundError, NameTakenError, WrongStateError
-from lorapilot.spool.job import JOB_SUFFIXES, Job, JobRecord, JobState, job_id_of, new_id, read_record
+from lorapilot.spool.job import (
+    JOB_SUFFIXES,
+    SPOOL_STATES,
+    Job,
+    JobRecord,
+    JobState,
+    job_id_of,
+    new_id,
+    read_record,
+)
 from lorapilot.workspace import PathEscapeError, Workspace
 
 log = logging.getLogger(__name__)
@@ -84,7 +93,7 @@ class Spool:
         return self.ws.job_dir(state.folder)
 
     # -- reading ----------------------------------------------------------------------------------
-    def records(self, states: Iterable[JobState] = tuple(JobState)) -> list[JobRecord]:
+    def records(self, states: Iterable[JobState] = SPOOL_STATES) -> list[JobRecord]:
         """Every job file in the given states, in no particular order."""
         found = []
         for state in states:
@@ -122,7 +131,7 @@ class Spool:
 
     def locate(self, job_id: str) -> JobRecord | None:
         """The job with this id wherever it is now, or None."""
-        for state in JobState:
+        for state in SPOOL_STATES:
             folder = self.folder(state)
             for suffix in JOB_SUFFIXES:
                 path = folder / f"{job_id}{suffix}"

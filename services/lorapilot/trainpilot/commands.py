@@ -121,7 +121,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record, now = spool.cancel(args.job)
     if now:
-        mark_state(spool.run_folder(record), "cancelled")
+        mark_state(spool.run_folder(record), JobState.CANCELLED)
         print(f"cancelled {record.name} ({record.id})")
         return EXIT_OK
     print(f"asked the daemon to stop {record.name}; it saves its state first", file=sys.stderr)
@@ -144,7 +144,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record = spool.retry(args.job)
-    mark_state(spool.run_folder(record), "queued")
+    mark_state(spool.run_folder(record), JobState.QUEUED)
     print(f"queued {record.name} ({record.id}) again; it resumes from its last saved state")
     return EXIT_OK
 

@@ -251,7 +251,7 @@ class Daemon:
             log.info(
                 "job %s paused at step %s; it resumes on the next start", active.job_id, result.get("step")
             )
-            self._update_status(folder, "interrupted", None, result)
+            self._update_status(folder, JobState.INTERRUPTED, None, result)
         else:
             self._finish(claim, state, error, folder, result)
         active.result_path.unlink(missing_ok=True)
@@ -288,10 +288,10 @@ class Daemon:
     ) -> None:
         record = self.spool.finish(claim, state, error)
         log.info("job %s (%s) %s%s", record.id, record.name, state, f": {error}" if error else "")
-        self._update_status(folder or self.spool.run_folder(record), state.value, error, result or {})
+        self._update_status(folder or self.spool.run_folder(record), state, error, result or {})
 
     def _update_status(
-        self, folder: Path | None, state: str, error: str | None, result: dict[str, Any]
+        self, folder: Path | None, state: JobState, error: str | None, result: dict[str, Any]
     ) -> None:
         status = read_status(folder) if folder is not None else None
         if status is None:
@@ -302,9 +302,9 @@ class Daemon:
             update["lora"] = lora
         if result.get("step") is not None:
             update["step"] = result["step"]
-        if state in ("done", "failed", "cancelled"):
+        if state.terminal:
             update["finished_at"] = utcnow()
-        write_status(folder, status.model_copy(update=update))
+        write_status(folder, status.changed(**update))
 
     def _only_settled(self) -> bool:
         record = self.spool.locate(self.only) if self.only else None

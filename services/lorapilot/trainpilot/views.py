@@ -32,14 +32,14 @@ def job_view(spool: Spool, record: JobRecord, position: int | None = None) -> di
     }
 
 
-def _state(spool: Spool, record: JobRecord, status: RunStatus | None) -> str:
+def _state(spool: Spool, record: JobRecord, status: RunStatus | None) -> JobState:
     """The spool folder decides; `interrupted` tells a job in running/ that no process trains (its
     daemon stopped or died; it resumes on the next start) from one that trains."""
     if record.state is JobState.RUNNING:
-        paused = status is not None and status.state == "interrupted"
+        paused = status is not None and status.state is JobState.INTERRUPTED
         if paused or not spool.owned(record):
-            return "interrupted"
-    return record.state.value
+            return JobState.INTERRUPTED
+    return record.state
 
 
 def all_views(spool: Spool) -> list[dict[str, Any]]:
@@ -51,8 +51,8 @@ def all_views(spool: Spool) -> list[dict[str, Any]]:
 
 def progress_text(view: dict[str, Any]) -> str:
     status = view["status"] or {}
-    if view["state"] == "queued":
-        return f"#{view['position']} in queue" if view["position"] else "queued"
+    if view["state"] == JobState.QUEUED:
+        return f"#{view['position']} in queue" if view["position"] else JobState.QUEUED.value
     total = status.get("total")
     return f"{status.get('step', 0)}/{total}" if total else "-"
 
@@ -88,7 +88,7 @@ def describe(view: dict[str, Any]) -> str:
             parts.append(f"lr {status['lr']:.3g}")
         if status.get("it_per_s"):
             parts.append(f"{status['it_per_s']:.2f} it/s")
-        if view["state"] == "running" and status.get("eta_s") is not None:
+        if view["state"] == JobState.RUNNING and status.get("eta_s") is not None:
             parts.append(f"ETA {_duration(status['eta_s'])}")
         lines.append("progress:  " + ", ".join(parts))
     if view["position"]:

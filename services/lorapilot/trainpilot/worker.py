@@ -198,7 +198,7 @@ class JobProcess:
         self.status = RunStatus(
             id=self.record.id,
             name=self.record.name,
-            state="running",
+            state=JobState.RUNNING,
             step=old.step if old else 0,
             total=old.total if old else None,
             attempt=(old.attempt if old else 0) + 1,
@@ -247,16 +247,14 @@ class JobProcess:
         self.stop.in_loop = True
         with self.status_lock:
             assert self.status is not None
-            self.status = self.status.model_copy(
-                update={
-                    "step": progress.step,
-                    "total": progress.total,
-                    "loss": progress.loss,
-                    "lr": progress.lr,
-                    "it_per_s": progress.it_per_s,
-                    "eta_s": progress.eta_s,
-                    "epoch": progress.epoch,
-                }
+            self.status = self.status.changed(
+                step=progress.step,
+                total=progress.total,
+                loss=progress.loss,
+                lr=progress.lr,
+                it_per_s=progress.it_per_s,
+                eta_s=progress.eta_s,
+                epoch=progress.epoch,
             )
             now = time.monotonic()
             if now - self.last_write >= STATUS_EVERY_S or progress.step == progress.total:
@@ -266,7 +264,7 @@ class JobProcess:
 
     def _write_status(self) -> None:
         assert self.status is not None and self.folder is not None
-        self.status = self.status.model_copy(update={"updated_at": utcnow()})
+        self.status = self.status.changed(updated_at=utcnow())
         write_status(self.folder, self.status)
         self.last_write = time.monotonic()
 

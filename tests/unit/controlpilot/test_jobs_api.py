@@ -134,13 +134,13 @@ def test_lora_download_serves_the_final_file_only_once_it_exists(session, ws):
     lora = ws.outputs / "dl" / "dl.safetensors"
     lora.write_bytes(b"lora-bytes")
     status = read_status(lora.parent)
-    write_status(lora.parent, status.model_copy(update={"state": "done", "lora": str(lora)}))
+    write_status(lora.parent, status.changed(state=JobState.DONE, lora=str(lora)))
     reply = session.call("GET", "/api/jobs/dl/lora")
     assert reply.status_code == 200 and reply.data == b"lora-bytes"
     assert "filename=dl.safetensors" in reply.headers["Content-Disposition"]
     outside = ws.root / "elsewhere.safetensors"
     outside.write_bytes(b"secret")
-    write_status(lora.parent, status.model_copy(update={"lora": str(outside)}))
+    write_status(lora.parent, status.changed(lora=str(outside)))
     assert session.call("GET", "/api/jobs/dl/lora").data == b"lora-bytes"  # never a file outside the run
 
 
