@@ -232,7 +232,8 @@ class Spool:
         return False
 
     def adopt(self, record: JobRecord) -> Claim | None:
-        """Take a job left in `running/` by a process that is gone. None if it is still owned."""
+        """Own a job where it is, if no one else does: one left in `running/` by a process that is
+        gone (to resume it), or one to cancel. None if it is owned."""
         fd = try_lock(record.path)
         return Claim(record, fd) if fd is not None else None
 
@@ -270,16 +271,11 @@ class Spool:
             raise WrongStateError(
                 f"job {record.name} ({record.id}) is already {record.state}; nothing to cancel"
             )
-        claim = self.claim_any(record)
+        claim = self.adopt(record)
         if claim is not None:
             return self.finish(claim, JobState.CANCELLED), True
         write_atomic(self.cancel_marker(record.id), b"")
         return record, False
-
-    def claim_any(self, record: JobRecord) -> Claim | None:
-        """Own a job where it is, if no one else does."""
-        fd = try_lock(record.path)
-        return Claim(record, fd) if fd is not None else None
 
     def retry(self, ref: str) -> JobRecord:
         """Queue a failed or cancelled job again; it resumes from its run's saved state."""
