@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from lorapilot.atomic_files import fsync_dir, write_atomic
 from lorapilot.spec.issues import did_you_mean
@@ -71,6 +71,14 @@ class Claim:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class DaemonInfo(BaseModel):
+    """What a daemon writes into its entry in `jobs/.daemons/`: which process serves the spool."""
+
+    pid: int
+    host: str
+    devices: list[str]
 
 
 @dataclass
@@ -301,15 +309,15 @@ class Spool:
     def _daemons(self) -> Path:
         return self.ws.jobs / ".daemons"
 
-    def register_daemon(self, info: dict) -> Registration:
+    def register_daemon(self, info: DaemonInfo) -> Registration:
         self._daemons.mkdir(parents=True, exist_ok=True)
         path = self._daemons / f"{socket.gethostname()}-{os.getpid()}.json"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(fd, json.dumps(info).encode())
+        os.write(fd, info.model_dump_json().encode())
         return Registration(path, fd)
 
-    def live_daemons(self) -> list[dict]:
+    def live_daemons(self) -> list[DaemonInfo]:
         """Daemons serving this spool now (a daemon that died leaves an unlocked entry, removed here)."""
         alive = []
         if not self._daemons.is_dir():
@@ -320,6 +328,6 @@ class Spool:
                 path.unlink(missing_ok=True)
                 os.close(fd)
                 continue
-            with contextlib.suppress(OSError, ValueError):
-                alive.append(json.loads(path.read_text()))
+            with contextlib.suppress(OSError, ValidationError):
+                alive.append(DaemonInfo.model_validate_json(path.read_bytes()))
         return alive
