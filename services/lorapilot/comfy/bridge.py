@@ -30,6 +30,7 @@ from lorapilot.comfy.publish import Publication, find_published, publish, publis
 from lorapilot.comfy.settings import ComfySettings, load_settings, settings_path
 from lorapilot.comfy.sweep import SweepResult, prompts_of, strength_sweep
 from lorapilot.comfy.workflows import LoraUse
+from lorapilot.errors import LoraPilotError
 from lorapilot.spool import JobRecord, JobState, Spool
 from lorapilot.workspace import Workspace
 
@@ -239,12 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoints", action="store_true", help="publish the periodic saves too")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    workspace = Workspace.from_env(args.workspace).ensure()
     try:
-        bridge = Bridge(workspace, test=False if args.no_test else None, checkpoints=args.checkpoints)
-    except ComfyError as exc:
+        return _serve(args)
+    except LoraPilotError as exc:  # e.g. a broken config/comfy.yaml: the message says the fix
         print(f"comfybridge: {exc}", file=sys.stderr)
         return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    workspace = Workspace.from_env(args.workspace).ensure()
+    bridge = Bridge(workspace, test=False if args.no_test else None, checkpoints=args.checkpoints)
     if args.once:
         bridge.cycle()
         return 0

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from lorapilot.atomic_files import write_json_atomic
 from lorapilot.controlpilot.errors import ConflictError, ControlPilotError
+from lorapilot.errors import LoraPilotError
 from lorapilot.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ VARIANT_WEIGHTS = ["*/*.fp16.*", "*/*.non_ema.*", "*/*.ema.*"]
 WRITE_EVERY_S = 0.5
 
 
-class DownloadError(Exception):
+class DownloadError(LoraPilotError):
     """A download that cannot go on; the message is shown to the user as it is (after scrubbing)."""
 
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lorapilot.errors import LoraPilotError
+
 _UNSET: Any = object()
 
 
@@ -45,7 +47,7 @@ class Notice:
 
 
 @dataclass
-class SpecError(Exception):
+class SpecError(LoraPilotError):
     """Every problem found in a config, reported together so one edit fixes them all."""
 
     issues: list[SpecIssue] = field(default_factory=list)

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lorapilot.atomic_files import write_atomic
+from lorapilot.errors import LoraPilotError
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
-from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, SpoolError, read_status, write_status
+from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, write_status
 from lorapilot.spool.job import read_record, validation_issues
 from lorapilot.spool.status import utcnow
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
@@ -135,9 +136,8 @@ class JobProcess:
     def run(self) -> WorkerResult:
         try:
             spec = self._spec()
-        except (SpecError, SpoolError) as exc:
-            message = exc.render() if isinstance(exc, SpecError) else str(exc)
-            return self.result(Outcome.FAILED, error=f"invalid job: {message}")
+        except LoraPilotError as exc:
+            return self.result(Outcome.FAILED, error=f"invalid job: {exc}")
         self.folder = Path(spec.output.folder)
         self._begin()
         beat = threading.Thread(target=self._heartbeat, daemon=True)
@@ -204,10 +204,9 @@ class JobProcess:
         write_status(self.folder, self.status)
 
     def _train(self, spec: TrainSpec) -> WorkerResult:
-        from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch only in the training process
-        from lorapilot.engine import train  # noqa: PLC0415
-        from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
-        from lorapilot.engine.optim import OptimizerError  # noqa: PLC0415
+        """Train; an error the user can fix is reported as its message, anything else is a bug and
+        goes to the log with its traceback."""
+        from lorapilot.engine import train  # noqa: PLC0415 - torch only in the training process
 
         try:
             if self.assignment.processes > 1:
@@ -224,7 +223,7 @@ class JobProcess:
                 )
             else:
                 result = train(spec, self.ws, self._progress, resume=True, show_progress=False)
-        except (ImageError, ModelLoadError, OptimizerError) as exc:
+        except LoraPilotError as exc:
             return self.result(Outcome.FAILED, error=str(exc))
         except Interrupted:
             raise

@@ -3,8 +3,10 @@ fix, answered by the web layer as JSON `{"error": message}` with the error's HTT
 
 from __future__ import annotations
 
+from lorapilot.errors import LoraPilotError
 
-class RefusedRequestError(Exception):
+
+class RefusedRequestError(LoraPilotError):
     """Raise a subclass; `status` is the HTTP status the API answers with."""
 
     status = 400
