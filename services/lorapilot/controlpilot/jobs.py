@@ -17,7 +17,7 @@ from lorapilot.spec import SpecError, SpecIssue
 from lorapilot.spec.issues import _UNSET as UNSET  # the marker of an issue that names no value
 from lorapilot.spool import JobNotFoundError, JobRecord, JobState, NameTakenError, Spool, WrongStateError
 from lorapilot.spool.status import mark_state
-from lorapilot.trainpilot.views import all_views, job_view
+from lorapilot.spool.views import all_views, job_view, queue_position
 from lorapilot.web.app import workspace_of
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs")
@@ -113,8 +113,7 @@ def validate_job() -> Response:
 @bp.get("/<ref>")
 def job_detail(ref: str) -> Response:
     the_spool, record = _record(ref)
-    position = next((i for i, r in enumerate(the_spool.queued(), start=1) if r.id == record.id), None)
-    view = summary(job_view(the_spool, record, position))
+    view = summary(job_view(the_spool, record, queue_position(the_spool, record)))
     folder = the_spool.run_folder(record)
     files: dict[str, Any] = {"metrics": {key: [] for key in runs.METRIC_KEYS}, "samples": [], "loras": []}
     if folder is not None:

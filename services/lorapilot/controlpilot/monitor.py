@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from lorapilot.controlpilot import jobs
 from lorapilot.controlpilot.telemetry import Telemetry
 from lorapilot.spool import JobState
-from lorapilot.trainpilot.views import all_views
+from lorapilot.spool.views import all_views
 from lorapilot.web.app import allow_bearer_token, workspace_of
 
 logger = logging.getLogger(__name__)

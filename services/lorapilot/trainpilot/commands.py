@@ -11,9 +11,10 @@ from pathlib import Path
 
 from lorapilot.spool import Job, JobRecord, JobState, Spool
 from lorapilot.spool.status import mark_state
+from lorapilot.spool.views import all_views, job_view, queue_position
 from lorapilot.trainpilot.follow import Follower, tail
+from lorapilot.trainpilot.job_text import describe, log_path, table
 from lorapilot.trainpilot.options import add_spec_options, add_workspace, load_for
-from lorapilot.trainpilot.views import all_views, describe, job_view, log_path, table
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
@@ -86,8 +87,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record = spool.find(args.job)
-    position = next((i for i, r in enumerate(spool.queued(), start=1) if r.id == record.id), None)
-    view = job_view(spool, record, position)
+    view = job_view(spool, record, queue_position(spool, record))
     print(json.dumps(view, indent=1) if args.json else describe(view))
     return EXIT_OK
 
