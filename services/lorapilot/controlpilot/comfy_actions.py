@@ -4,7 +4,7 @@ and `trainpilot comfy test` do, from the job page.
 Publishing is a quick file copy and answers at once. A test render can take minutes on a real
 ComfyUI, so it runs in a background thread that records its progress and result in
 `outputs/<name>/comfy/test-render.json` (rewritten atomically); the page polls `GET .../comfy`.
-The renders themselves are the bridge's (`render_sweep`), into the same folder the bridge uses.
+The renders themselves are `lorapilot.comfy.sweep.render_sweep`, into the folder the bridge uses too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_file, url_for
 
 from lorapilot.atomic_files import write_json_atomic
-from lorapilot.comfy.bridge import render_sweep
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import (
     ComfyError,
@@ -35,7 +34,7 @@ from lorapilot.comfy.errors import (
 )
 from lorapilot.comfy.publish import LORA_SUFFIX, SIDECAR_SUFFIX, find_published, lora_file_name, publish
 from lorapilot.comfy.settings import SETTINGS_FILE, URL_ENV, ComfySettings, load_settings
-from lorapilot.comfy.sweep import prompts_of, read_sidecar
+from lorapilot.comfy.sweep import prompts_of, read_sidecar, render_sweep
 from lorapilot.comfy.workflows import LoraUse
 from lorapilot.controlpilot import jobs
 from lorapilot.controlpilot.errors import ConflictError, ControlPilotError, NotFoundError, UnavailableError
