@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, sen
 from lorapilot.controlpilot import runs, submission
 from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
 from lorapilot.spec import SpecError, SpecIssue
-from lorapilot.spec.issues import _UNSET as UNSET  # the marker of an issue that names no value
+from lorapilot.spec.issues import UNSET
 from lorapilot.spool import JobNotFoundError, JobRecord, JobState, NameTakenError, Spool, WrongStateError
 from lorapilot.spool.status import mark_state
 from lorapilot.spool.views import all_views, job_view, queue_position

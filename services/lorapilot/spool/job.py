@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lorapilot.spec import document
-from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue
+from lorapilot.spec.issues import SpecError, SpecIssue, validation_issues
 from lorapilot.spool.errors import InvalidJobError
 
 if TYPE_CHECKING:
@@ -207,22 +207,3 @@ def read_job(path: Path) -> tuple[Job, bool]:
             ]
         )
     return job, False
-
-
-def validation_issues(exc: ValidationError, *, prefix: str = "", file: str | None = None) -> list[SpecIssue]:
-    """pydantic errors as SpecIssues naming the field the way the file spells it."""
-    issues = []
-    for error in exc.errors(include_url=False):
-        field = prefix
-        for part in error["loc"]:
-            field += f"[{part}]" if isinstance(part, int) else f"{'.' if field else ''}{part}"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        value = _UNSET if error["type"] in ("missing", "extra_forbidden") else error.get("input", _UNSET)
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        if error["type"] == "missing":
-            message = "required"
-        if isinstance(value, dict):
-            value = _UNSET
-        issues.append(SpecIssue(field or "(job)", message, value, file=file))
-    return issues

@@ -28,8 +28,9 @@ from pydantic import ValidationError
 from lorapilot.atomic_files import write_atomic
 from lorapilot.errors import LoraPilotError
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
+from lorapilot.spec.issues import validation_issues
 from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, write_status
-from lorapilot.spool.job import read_record, validation_issues
+from lorapilot.spool.job import read_record
 from lorapilot.spool.status import utcnow
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
 from lorapilot.workspace import Workspace

@@ -72,3 +72,13 @@ def test_a_misspelt_state_is_refused_by_its_writer_and_the_file_stays_readable(t
     with pytest.raises(TypeError, match="no field stpe"):
         status.changed(stpe=4)
     assert read_status(tmp_path) == status
+
+
+def test_an_envelope_error_says_what_is_accepted_as_a_spec_error_does(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text("trainpilot_job: 1\nname: up\npriority: 5000\nprofile: p\n")
+    with pytest.raises(InvalidJobError) as caught:
+        read_job(path)
+    text = caught.value.render()
+    assert "priority: Input should be less than or equal to 1000" in text
+    assert "accepted: a number <= 1000" in text
