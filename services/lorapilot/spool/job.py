@@ -8,7 +8,6 @@ which runs under its file name with default queue options.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lorapilot.spec import document
 from lorapilot.spec.issues import SpecError, SpecIssue, validation_issues
+from lorapilot.spec.model import RUN_NAME, check_run_name
 from lorapilot.spool.errors import InvalidJobError
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 ENVELOPE_KEY = "trainpilot_job"
 JOB_SUFFIXES = (".yaml", ".yml", ".toml")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the rule of TrainSpec's output.name
 
 
 class JobState(StrEnum):
@@ -77,9 +76,7 @@ class Job(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use letters, digits, '.', '_' and '-' only, at most 128 characters")
-        return value
+        return check_run_name(value)
 
     @field_validator("gpus")
     @classmethod
@@ -186,7 +183,7 @@ def read_job(path: Path) -> tuple[Job, bool]:
         raise InvalidJobError(exc.issues) from None
     if ENVELOPE_KEY not in data:
         job = Job(name=path.stem, submitted_at=datetime.fromtimestamp(path.stat().st_mtime, UTC))
-        if not _NAME.match(path.stem):
+        if not RUN_NAME.match(path.stem):
             raise InvalidJobError(
                 [SpecIssue("(file name)", "a config run as a job is named by its file name", path.name)]
             )

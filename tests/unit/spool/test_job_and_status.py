@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from lorapilot.spec.model import OutputSpec
 from lorapilot.spool import InvalidJobError, JobState, RunStatus, read_job, read_status, write_status
 
 
@@ -82,3 +83,14 @@ def test_an_envelope_error_says_what_is_accepted_as_a_spec_error_does(tmp_path):
     text = caught.value.render()
     assert "priority: Input should be less than or equal to 1000" in text
     assert "accepted: a number <= 1000" in text
+
+
+def test_a_job_is_named_by_the_same_rule_as_the_run_it_trains(tmp_path):
+    path = tmp_path / "j.yaml"
+    path.write_text("trainpilot_job: 1\nname: ../up\nprofile: p\n")
+    with pytest.raises(InvalidJobError) as caught:
+        read_job(path)
+    with pytest.raises(ValidationError) as spec_error:
+        OutputSpec(name="../up", folder="/workspace/outputs/up")
+    rule = "use letters, digits, '.', '_' and '-' only (no slashes), at most 128 characters"
+    assert f"name: {rule}" in caught.value.render() and rule in str(spec_error.value)
