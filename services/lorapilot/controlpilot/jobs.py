@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_file
 
 from lorapilot.controlpilot import runs, submission
-from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
+from lorapilot.controlpilot.errors import NotFoundError
 from lorapilot.spec import SpecError, SpecIssue
 from lorapilot.spec.issues import UNSET
 from lorapilot.spool import JobNotFoundError, JobRecord, JobState, NameTakenError, Spool, WrongStateError
@@ -89,7 +89,7 @@ def list_jobs() -> Response:
 
 @bp.post("")
 def submit_job() -> tuple[Response, int]:
-    record, loaded = submission.submit(spool(), submission.Request.from_json(_body()))
+    record, loaded = submission.submit(spool(), submission.Request.parse(_body()))
     return jsonify(
         id=record.id,
         name=record.name,
@@ -101,7 +101,7 @@ def submit_job() -> tuple[Response, int]:
 
 @bp.post("/validate")
 def validate_job() -> Response:
-    loaded = submission.validate(workspace_of(current_app), submission.Request.from_json(_body()))
+    loaded = submission.validate(workspace_of(current_app), submission.Request.parse(_body()))
     return jsonify(
         ok=True,
         dialect=loaded.dialect,
@@ -177,15 +177,13 @@ def retry_job(ref: str) -> Response:
     return jsonify(id=record.id, name=record.name, state=record.state.value)
 
 
-def _body() -> dict[str, Any]:
+def _body() -> Any:
+    """The JSON body, or a plain form's fields with its uploaded config file as `config`."""
     body = request.get_json(silent=True)
-    if isinstance(body, dict):
-        return body
-    if request.form or request.files:  # an uploaded config file from a plain form
-        data: dict[str, Any] = dict(request.form)
-        data.pop("csrf_token", None)
+    if body is None and (request.form or request.files):
+        body = dict(request.form)
+        body.pop("csrf_token", None)
         upload = request.files.get("file")
         if upload is not None:
-            data["config"] = upload.read().decode("utf-8", errors="replace")
-        return data
-    raise ControlPilotError("send a JSON object (or a form with a config file)")
+            body["config"] = upload.read().decode("utf-8", errors="replace")
+    return body

@@ -10,3 +10,8 @@ class RefusedRequestError(LoraPilotError):
     """Raise a subclass; `status` is the HTTP status the API answers with."""
 
     status = 400
+
+
+class InvalidBodyError(RefusedRequestError):
+    """A JSON request body that does not fit its model (lorapilot.web.bodies); the message names each
+    field that is wrong and what it takes."""

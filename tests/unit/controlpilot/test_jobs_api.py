@@ -170,3 +170,14 @@ def test_an_uploaded_config_file_in_a_form_is_accepted(session):
     )
     assert reply.status_code == 200, reply.text
     assert reply.get_json()["spec"]["output"]["name"] == "up"
+
+
+def test_queue_options_out_of_range_are_refused_naming_the_field(session, ws):
+    for extra, says in (
+        ({"gpus": 0}, "gpus: must be 1 or more, or 'all'"),
+        ({"priority": 5000}, "priority: Input should be less than or equal to 1000"),
+        ({"priority": "hi", "gpus": "two"}, "priority: expected a whole number, found 'hi'; gpus: expected"),
+    ):
+        reply = session.call("POST", "/api/jobs", json={**QUICK, "name": "ranged", **extra})
+        assert reply.status_code == 400 and says in reply.get_json()["error"], reply.text
+    assert not list(ws.job_dir("incoming").iterdir())
