@@ -11,15 +11,20 @@ from lorapilot.spec.model import OutputSpec
 from lorapilot.spool import InvalidJobError, JobState, RunStatus, read_job, read_status, write_status
 
 
-def test_envelope_errors_name_the_field_and_the_value(tmp_path):
-    path = tmp_path / "j.yaml"
-    path.write_text("trainpilot_job: 1\nname: a/b\ngpus: 0\nprofil: x\n")
+def envelope_problems(folder, text: str) -> str:
+    """What reading a job file holding `text` reports."""
+    path = folder / "j.yaml"
+    path.write_text(text)
     with pytest.raises(InvalidJobError) as caught:
         read_job(path)
-    text = caught.value.render()
+    return caught.value.render()
+
+
+def test_envelope_errors_name_the_field_and_the_value(tmp_path):
+    text = envelope_problems(tmp_path, "trainpilot_job: 1\nname: a/b\ngpus: 0\nprofil: x\n")
     assert "name: use letters, digits" in text and "'a/b'" in text
     assert "gpus" in text and "profil: unknown key" in text
-    assert str(path) in text
+    assert str(tmp_path / "j.yaml") in text
 
 
 def test_an_envelope_needs_a_spec_or_a_profile(tmp_path):
@@ -76,21 +81,14 @@ def test_a_misspelt_state_is_refused_by_its_writer_and_the_file_stays_readable(t
 
 
 def test_an_envelope_error_says_what_is_accepted_as_a_spec_error_does(tmp_path):
-    path = tmp_path / "j.yaml"
-    path.write_text("trainpilot_job: 1\nname: up\npriority: 5000\nprofile: p\n")
-    with pytest.raises(InvalidJobError) as caught:
-        read_job(path)
-    text = caught.value.render()
+    text = envelope_problems(tmp_path, "trainpilot_job: 1\nname: up\npriority: 5000\nprofile: p\n")
     assert "priority: Input should be less than or equal to 1000" in text
     assert "accepted: a number <= 1000" in text
 
 
 def test_a_job_is_named_by_the_same_rule_as_the_run_it_trains(tmp_path):
-    path = tmp_path / "j.yaml"
-    path.write_text("trainpilot_job: 1\nname: ../up\nprofile: p\n")
-    with pytest.raises(InvalidJobError) as caught:
-        read_job(path)
+    text = envelope_problems(tmp_path, "trainpilot_job: 1\nname: ../up\nprofile: p\n")
     with pytest.raises(ValidationError) as spec_error:
         OutputSpec(name="../up", folder="/workspace/outputs/up")
     rule = "use letters, digits, '.', '_' and '-' only (no slashes), at most 128 characters"
-    assert f"name: {rule}" in caught.value.render() and rule in str(spec_error.value)
+    assert f"name: {rule}" in text and rule in str(spec_error.value)
