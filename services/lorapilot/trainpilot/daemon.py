@@ -287,9 +287,13 @@ class Daemon:
         folder: Path | None = None,
         result: WorkerResult | None = None,
     ) -> None:
-        record = self.spool.finish(claim, state, error)
+        """Move the job to its terminal state. status.json is written first, so whoever sees the job
+        in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless."""
+        try:
+            self._update_status(folder or self.spool.run_folder(claim.record), state, error, result)
+        finally:
+            record = self.spool.finish(claim, state, error)
         log.info("job %s (%s) %s%s", record.id, record.name, state, f": {error}" if error else "")
-        self._update_status(folder or self.spool.run_folder(record), state, error, result)
 
     def _update_status(
         self, folder: Path | None, state: JobState, error: str | None, result: WorkerResult | None
