@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from lorapilot.errors import LoraPilotError
+
 ENV_VAR = "LORAPILOT_WORKSPACE"
 DEFAULT_ROOT = Path("/workspace")
 # How configs written for the container spell the workspace root.
@@ -22,7 +24,7 @@ MODEL_KINDS = ("checkpoints", "diffusers", "loras", "vae", "text_encoders", "cap
 JOB_STATES = ("incoming", "running", "done", "failed", "cancelled")
 
 
-class PathEscapeError(ValueError):
+class PathEscapeError(LoraPilotError, ValueError):
     """A user-supplied path points outside the workspace."""
 
 

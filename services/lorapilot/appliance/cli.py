@@ -10,7 +10,7 @@ from pathlib import Path
 from lorapilot.appliance import comfyui
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
-from lorapilot.web.credentials import CredentialsError
+from lorapilot.errors import LoraPilotError
 from lorapilot.workspace import Workspace
 
 
@@ -33,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"only answer: print true/false, exit 0 when ComfyUI is installed (${comfyui.COMFYUI_DIR_ENV})",
     )
     args = parser.parse_args(argv)
+    try:
+        return _command(args)
+    except LoraPilotError as exc:  # e.g. an unusable password or secret file: the message says the fix
+        print(f"lorapilot-appliance: {exc}", file=sys.stderr)
+        return 1
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "health":
         return _health(args.config)
     if args.command == "comfyui":
@@ -40,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             print("true" if comfyui.installed() else "false")
             return 0 if comfyui.installed() else 1
         return comfyui.run(Workspace.from_env(args.workspace), args.host, args.port)
-    ws = Workspace.from_env(args.workspace)
+    return _bootstrap(Workspace.from_env(args.workspace))
+
+
+def _bootstrap(ws: Workspace) -> int:
     try:
         report = bootstrap(ws)
-    except (OSError, CredentialsError) as exc:
+    except OSError as exc:
         print(f"lorapilot-appliance: {exc}", file=sys.stderr)
         return 1
     print(f"[lorapilot] workspace {ws.root}: {len(report.created)} files and folders created")

@@ -11,14 +11,12 @@ broken job, ComfyUI down) is logged and retried or skipped, never raised into tr
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,70 +24,16 @@ from typing import Any
 from lorapilot.atomic_files import write_json_atomic
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import ComfyError, ComfyUnavailableError, PublishError, SettingsError
-from lorapilot.comfy.publish import Publication, find_published, publish, publish_checkpoints
+from lorapilot.comfy.publish import Publication, publish, publish_checkpoints
 from lorapilot.comfy.settings import ComfySettings, load_settings, settings_path
-from lorapilot.comfy.sweep import SweepResult, prompts_of, strength_sweep
-from lorapilot.comfy.workflows import LoraUse
+from lorapilot.comfy.sweep import render_sweep
+from lorapilot.errors import LoraPilotError
 from lorapilot.spool import JobRecord, JobState, Spool
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("comfybridge")
 
 STATE_FILE = "comfybridge-state.json"
-RENDER_LOCK = ".render.lock"  # in outputs/<name>/comfy/: one sweep at a time writes that folder
-
-
-@contextmanager
-def render_lock(folder: Path) -> Iterator[None]:
-    """Hold the folder's render lock; the bridge, `trainpilot comfy test` and ControlPilot all render
-    into the same outputs/<name>/comfy/, and their images, sweep.json and contact sheet must agree."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / RENDER_LOCK, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # the lock goes with the file's close
-        yield
-
-
-def render_sweep(
-    workspace: Workspace,
-    record: JobRecord,
-    client: ComfyClient,
-    settings: ComfySettings,
-    *,
-    strengths: tuple[float, ...] | None = None,
-    blend: tuple[LoraUse, ...] = (),
-    seed: int = 42,
-    steps: int = 20,
-    size: int | None = None,
-    timeout: float = 600.0,
-) -> SweepResult:
-    """The strength sweep of a published job, into outputs/<name>/comfy/."""
-    loras = workspace.model_dir("loras")
-    published = find_published(loras, record.id, kind="final")
-    if not published:
-        raise PublishError(
-            f"{record.name} (id {record.id}) is not published; run `trainpilot comfy publish {record.name}`"
-        )
-    stem, sidecar = published[-1]
-    family = sidecar.get("family") or ""
-    folder = Spool(workspace).run_folder(record)
-    if folder is None:
-        raise PublishError(f"job {record.id} names no usable run folder inside outputs/")
-    with render_lock(folder / "comfy"):
-        return strength_sweep(
-            client,
-            family=family,
-            base=settings.base(family),
-            lora_name=f"{stem}.safetensors",
-            prompts=prompts_of(sidecar),
-            out_folder=folder / "comfy",
-            strengths=strengths or settings.strengths,
-            blend=blend,
-            seed=seed,
-            steps=steps,
-            size=size,
-            negative=sidecar.get("negative_prompt") or "",
-            timeout=timeout,
-        )
 
 
 @dataclass
@@ -239,12 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoints", action="store_true", help="publish the periodic saves too")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    workspace = Workspace.from_env(args.workspace).ensure()
     try:
-        bridge = Bridge(workspace, test=False if args.no_test else None, checkpoints=args.checkpoints)
-    except ComfyError as exc:
+        return _serve(args)
+    except LoraPilotError as exc:  # e.g. a broken config/comfy.yaml: the message says the fix
         print(f"comfybridge: {exc}", file=sys.stderr)
         return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    workspace = Workspace.from_env(args.workspace).ensure()
+    bridge = Bridge(workspace, test=False if args.no_test else None, checkpoints=args.checkpoints)
     if args.once:
         bridge.cycle()
         return 0

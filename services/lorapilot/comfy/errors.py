@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from lorapilot.errors import LoraPilotError
 
-class ComfyError(Exception):
+
+class ComfyError(LoraPilotError):
     """Base class of the bridge's errors."""
 
 

@@ -1,12 +1,16 @@
 """Test renders of a published LoRA through ComfyUI: a strength sweep at a fixed seed for each of
 the job's sample prompts (strength 0 is the base model), saved under `outputs/<name>/comfy/` with a
-labelled contact sheet (rows: prompts, columns: strengths)."""
+labelled contact sheet (rows: prompts, columns: strengths). `render_sweep` is how the bridge,
+`trainpilot comfy test` and ControlPilot all render a finished job's sweep."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +18,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from lorapilot.atomic_files import write_atomic, write_json_atomic
 from lorapilot.comfy.client import ComfyClient
-from lorapilot.comfy.errors import WorkflowCheckError
+from lorapilot.comfy.errors import PublishError, WorkflowCheckError
+from lorapilot.comfy.publish import find_published
+from lorapilot.comfy.settings import ComfySettings
 from lorapilot.comfy.workflows import Base, LoraUse, Render, build, check, family_of
+from lorapilot.spool import JobRecord, Spool
+from lorapilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 FALLBACK_PROMPT = "a photo of {trigger}"
 LABEL_HEIGHT = 18
+RENDER_LOCK = ".render.lock"  # in outputs/<name>/comfy/: one sweep at a time writes that folder
 
 
 @dataclass(frozen=True)
@@ -131,3 +140,56 @@ def contact_sheet(
 
 def read_sidecar(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextmanager
+def render_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's render lock; the bridge, `trainpilot comfy test` and ControlPilot all render
+    into the same outputs/<name>/comfy/, and their images, sweep.json and contact sheet must agree."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / RENDER_LOCK, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # the lock goes with the file's close
+        yield
+
+
+def render_sweep(
+    workspace: Workspace,
+    record: JobRecord,
+    client: ComfyClient,
+    settings: ComfySettings,
+    *,
+    strengths: tuple[float, ...] | None = None,
+    blend: tuple[LoraUse, ...] = (),
+    seed: int = 42,
+    steps: int = 20,
+    size: int | None = None,
+    timeout: float = 600.0,
+) -> SweepResult:
+    """The strength sweep of a published job, into outputs/<name>/comfy/."""
+    loras = workspace.model_dir("loras")
+    published = find_published(loras, record.id, kind="final")
+    if not published:
+        raise PublishError(
+            f"{record.name} (id {record.id}) is not published; run `trainpilot comfy publish {record.name}`"
+        )
+    stem, sidecar = published[-1]
+    family = sidecar.get("family") or ""
+    folder = Spool(workspace).run_folder(record)
+    if folder is None:
+        raise PublishError(f"job {record.id} names no usable run folder inside outputs/")
+    with render_lock(folder / "comfy"):
+        return strength_sweep(
+            client,
+            family=family,
+            base=settings.base(family),
+            lora_name=f"{stem}.safetensors",
+            prompts=prompts_of(sidecar),
+            out_folder=folder / "comfy",
+            strengths=strengths or settings.strengths,
+            blend=blend,
+            seed=seed,
+            steps=steps,
+            size=size,
+            negative=sidecar.get("negative_prompt") or "",
+            timeout=timeout,
+        )

@@ -4,7 +4,7 @@ and `trainpilot comfy test` do, from the job page.
 Publishing is a quick file copy and answers at once. A test render can take minutes on a real
 ComfyUI, so it runs in a background thread that records its progress and result in
 `outputs/<name>/comfy/test-render.json` (rewritten atomically); the page polls `GET .../comfy`.
-The renders themselves are the bridge's (`render_sweep`), into the same folder the bridge uses.
+The renders themselves are `lorapilot.comfy.sweep.render_sweep`, into the folder the bridge uses too.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_file, url_for
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lorapilot.atomic_files import write_json_atomic
-from lorapilot.comfy.bridge import render_sweep
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import (
     ComfyError,
@@ -35,12 +35,13 @@ from lorapilot.comfy.errors import (
 )
 from lorapilot.comfy.publish import LORA_SUFFIX, SIDECAR_SUFFIX, find_published, lora_file_name, publish
 from lorapilot.comfy.settings import SETTINGS_FILE, URL_ENV, ComfySettings, load_settings
-from lorapilot.comfy.sweep import prompts_of, read_sidecar
+from lorapilot.comfy.sweep import prompts_of, read_sidecar, render_sweep
 from lorapilot.comfy.workflows import LoraUse
 from lorapilot.controlpilot import jobs
 from lorapilot.controlpilot.errors import ConflictError, ControlPilotError, NotFoundError, UnavailableError
 from lorapilot.spool import JobRecord
 from lorapilot.web.app import workspace_of
+from lorapilot.web.bodies import RequestBody
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ RENDER_STATE_FILE = "test-render.json"  # beside the bridge's sweep.json in outp
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 MAX_STRENGTHS = 16
 MAX_BLEND = 4
+WHOLE_RANGES = {"seed": (0, 2**32 - 1), "steps": (1, 200), "size": (64, 4096)}  # of a render request
 REACHABLE_TIMEOUT_S = 5.0  # the quick look before answering 202; the render itself waits longer
-REQUEST_FIELDS = ("strengths", "with", "seed", "steps", "size")
 
 
 def init_app(app: Flask) -> None:
@@ -83,32 +84,94 @@ class Renders:
             thread.start()
 
 
-@dataclass(frozen=True)
-class RenderRequest:
+class BlendItem(RequestBody):
+    """One other LoRA of a test render: `{"name": OTHER, "weight": 0.6}`, or the CLI's `OTHER:0.6`."""
+
+    name: str
+    weight: float = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, item: Any) -> Any:
+        if isinstance(item, str):
+            name, _, weight = item.rpartition(":")
+            item = {"name": name, "weight": weight}
+        if not isinstance(item, dict) or set(item) - {"name", "weight"}:
+            raise ValueError(f'{{"name": LORA, "weight": 0.6}}, found {item!r}')
+        return item
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, name: Any) -> str:
+        if not isinstance(name, str) or not name.strip() or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"the name of a LoRA in models/loras/, found {name!r}")
+        return name
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight(cls, value: Any) -> float:
+        return _number(value, "e.g. 0.6")
+
+
+class RenderRequest(RequestBody):
     """The body of `POST .../comfy/test`: the CLI's `--strengths`, `--with`, `--seed`, `--steps`, `--size`."""
 
+    not_an_object: ClassVar[str] = 'send a JSON object, e.g. {"strengths": [0, 0.5, 1.0]}'
+
     strengths: tuple[float, ...] | None = None  # None: config/comfy.yaml's strengths
-    blend: tuple[LoraUse, ...] = ()
+    blend: tuple[BlendItem, ...] = Field((), alias="with")
     seed: int = 42
     steps: int = 20
     size: int | None = None  # None: the family's native size
 
+    @field_validator("strengths", mode="before")
     @classmethod
-    def from_json(cls, body: dict[str, Any], loras: Path, workspace: Workspace) -> RenderRequest:
-        unknown = sorted(set(body) - set(REQUEST_FIELDS))
-        if unknown:
-            accepted = ", ".join(REQUEST_FIELDS)
-            raise ControlPilotError(f"unknown field(s) {', '.join(unknown)}; accepted: {accepted}")
-        items = body.get("with") or []
+    def _strengths(cls, value: Any) -> tuple[float, ...] | None:
+        if value is None or value in ("", []):
+            return None
+        items = [s for s in re.split(r"[,\s]+", value) if s] if isinstance(value, str) else value
+        example = "e.g. [0, 0.5, 0.8, 1.0] or the text 0, 0.5, 0.8, 1.0"
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_STRENGTHS:
+            raise ValueError(f"1 to {MAX_STRENGTHS} numbers, {example}; found {value!r}")
+        return tuple(_number(item, example) for item in items)
+
+    @field_validator("blend", mode="before")
+    @classmethod
+    def _blend(cls, items: Any) -> Any:
+        items = items or []
         if not isinstance(items, list) or len(items) > MAX_BLEND:
-            raise ControlPilotError(f'with: up to {MAX_BLEND} objects like {{"name": LORA, "weight": 0.6}}')
-        return cls(
-            strengths=_strengths(body.get("strengths")),
-            blend=tuple(_blend_item(item, i, loras, workspace) for i, item in enumerate(items)),
-            seed=_whole(body.get("seed", 42), "seed", 0, 2**32 - 1),
-            steps=_whole(body.get("steps", 20), "steps", 1, 200),
-            size=_size(body.get("size")),
-        )
+            raise ValueError(f'up to {MAX_BLEND} objects like {{"name": LORA, "weight": 0.6}}')
+        return items
+
+    @field_validator("seed", "steps", "size", mode="before")
+    @classmethod
+    def _whole(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name == "size":
+            return value
+        low, high = WHOLE_RANGES[info.field_name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}, found {value!r}")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _multiple_of_8(cls, side: int | None) -> int | None:
+        if side is not None and side % 8:
+            raise ValueError(f"a multiple of 8, e.g. {side - side % 8}; found {side}")
+        return side
+
+    def loras(self, loras: Path, workspace: Workspace) -> tuple[LoraUse, ...]:
+        """The blend as published files; one that is not in models/loras/ is refused, naming it."""
+        uses = []
+        for index, item in enumerate(self.blend):
+            file = lora_file_name(item.name)
+            if not (loras / file).is_file():
+                raise ControlPilotError(
+                    f"with[{index}].name: no {file} in {workspace.display(loras)}; publish it first "
+                    f"(its job page's Publish button, or `trainpilot comfy publish {item.name}`)"
+                )
+            uses.append(LoraUse(file, item.weight))
+        return tuple(uses)
 
 
 @dataclass
@@ -172,12 +235,8 @@ def test_render(ref: str) -> tuple[Response, int]:
     ws = workspace_of(current_app)
     record = jobs.spool().find(ref)
     body = request.get_json(silent=True)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ControlPilotError('send a JSON object, e.g. {"strengths": [0, 0.5, 1.0]}')
-    loras = ws.model_dir("loras")
-    options = RenderRequest.from_json(body, loras, ws)
+    options = RenderRequest.parse({} if body is None else body)
+    blend = options.loras(ws.model_dir("loras"), ws)
     settings = load_settings(ws)
     publication = publish(ws, record)
     folder = _comfy_folder(record)
@@ -187,14 +246,16 @@ def test_render(ref: str) -> tuple[Response, int]:
         state="running",
         started_at=_now(),
         strengths=list(strengths),
-        blend=[{"name": b.name, "weight": b.strength} for b in options.blend],
+        blend=[{"name": b.name, "weight": b.strength} for b in blend],
         total=len(prompts_of(read_sidecar(publication.sidecar))) * len(strengths),
     )
     renders: Renders = current_app.extensions["controlpilot.comfy_renders"]
     renders.start(
         record.id,
         begin=lambda: state.save(folder),
-        work=lambda: _render(ws, record, settings=settings, options=options, state=state, folder=folder),
+        work=lambda: _render(
+            ws, record, settings=settings, options=options, blend=blend, state=state, folder=folder
+        ),
     )
     return jsonify(job=record.id, name=record.name, file=publication.lora_name, render=asdict(state)), 202
 
@@ -260,6 +321,7 @@ def _render(
     *,
     settings: ComfySettings,
     options: RenderRequest,
+    blend: tuple[LoraUse, ...],
     state: RenderState,
     folder: Path,
 ) -> None:
@@ -276,7 +338,7 @@ def _render(
             _CountingClient(settings.url, one_more),
             settings,
             strengths=tuple(state.strengths),
-            blend=options.blend,
+            blend=blend,
             seed=options.seed,
             steps=options.steps,
             size=options.size,
@@ -359,60 +421,15 @@ def _render_state(folder: Path, record: JobRecord) -> dict[str, Any] | None:
     return data
 
 
-# -- checking the request -------------------------------------------------------------------------
-def _strengths(value: Any) -> tuple[float, ...] | None:
-    if value is None or value in ("", []):
-        return None
-    items = [s for s in re.split(r"[,\s]+", value) if s] if isinstance(value, str) else value
-    example = "e.g. [0, 0.5, 0.8, 1.0] or the text 0, 0.5, 0.8, 1.0"
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_STRENGTHS:
-        raise ControlPilotError(f"strengths: 1 to {MAX_STRENGTHS} numbers, {example}; found {value!r}")
-    return tuple(_number(item, "strengths", example) for item in items)
-
-
-def _blend_item(item: Any, index: int, loras: Path, workspace: Workspace) -> LoraUse:
-    """`{"name": OTHER, "weight": 0.6}` (or the CLI's `OTHER:0.6`) → a LoRA published in models/loras/."""
-    where = f"with[{index}]"
-    if isinstance(item, str):
-        name, _, weight = item.rpartition(":")
-        item = {"name": name, "weight": weight}
-    if not isinstance(item, dict) or set(item) - {"name", "weight"}:
-        raise ControlPilotError(f'{where}: {{"name": LORA, "weight": 0.6}}, found {item!r}')
-    name = item.get("name")
-    if not isinstance(name, str) or not name.strip() or Path(name).name != name or name.startswith("."):
-        raise ControlPilotError(f"{where}.name: the name of a LoRA in models/loras/, found {name!r}")
-    file = lora_file_name(name)
-    if not (loras / file).is_file():
-        raise ControlPilotError(
-            f"{where}.name: no {file} in {workspace.display(loras)}; publish it first "
-            f"(its job page's Publish button, or `trainpilot comfy publish {name}`)"
-        )
-    return LoraUse(file, _number(item.get("weight", 1.0), f"{where}.weight", "e.g. 0.6"))
-
-
-def _number(value: Any, where: str, example: str) -> float:
+# -- checking the request ------------------------------------------------------------------------
+def _number(value: Any, example: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
-        raise ControlPilotError(f"{where}: expected a number, {example}; found {value!r}")
+        raise ValueError(f"expected a number, {example}; found {value!r}")
     return number
-
-
-def _whole(value: Any, where: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ControlPilotError(f"{where}: a whole number from {low} to {high}, found {value!r}")
-    return value
-
-
-def _size(value: Any) -> int | None:
-    if value is None:
-        return None
-    side = _whole(value, "size", 64, 4096)
-    if side % 8:
-        raise ControlPilotError(f"size: a multiple of 8, e.g. {side - side % 8}; found {side}")
-    return side
 
 
 def _now() -> str:

@@ -17,9 +17,10 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from pydantic import field_validator
 
 from lorapilot import families
 from lorapilot.comfy.client import ComfyClient
@@ -35,15 +36,14 @@ from lorapilot.comfy.settings import (
     url_origin,
 )
 from lorapilot.comfy.workflows import base_loaders
-from lorapilot.controlpilot.errors import ControlPilotError
 from lorapilot.web.app import workspace_of
+from lorapilot.web.bodies import RequestBody
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 bp = Blueprint("comfy_settings", __name__, url_prefix="/api/comfy/settings")
 
 PROBE_BUDGET_S = 2.5  # every request to ComfyUI of one GET together
-FIELDS = ("url", "test_after_publish", "strengths", "bases")
 # ComfyUI's loader class → the models/ subfolder its files come from (ComfyUI's folder_paths names,
 # which the appliance's own ComfyUI maps onto the workspace), for when ComfyUI does not answer
 LOADER_FOLDERS = {
@@ -82,28 +82,49 @@ def show() -> Response:
     return jsonify(_view(workspace_of(current_app)))
 
 
+class SettingsChange(RequestBody):
+    """The body of `PUT`: the fields to change. Their values are checked where the file's are
+    (lorapilot.comfy.settings.check_settings), so the page and the file get the same messages."""
+
+    not_an_object: ClassVar[str] = (
+        'send a JSON object, e.g. {"strengths": [0, 0.5, 1.0], "bases": {"sd15": {"ckpt_name": "..."}}}'
+    )
+
+    url: Any = None  # empty or null: the default
+    test_after_publish: Any = None
+    strengths: Any = None  # a list, or the text `0, 0.5, 1` the page's field holds
+    bases: Any = None
+
+    @field_validator("strengths", mode="before")
+    @classmethod
+    def _strengths(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return tuple(float(item) for item in re.split(r"[,\s]+", value.strip()) if item)
+        except ValueError:
+            raise ValueError(f"numbers separated by commas, e.g. 0, 0.5, 0.8, 1.0; found {value!r}") from None
+
+    def applied_to(self, current: ComfySettings, file_url: str | None) -> ComfySettings:
+        """`current` with the fields sent changed; the URL left out stays the file's."""
+        sent = self.model_dump(include=self.model_fields_set)
+        return ComfySettings(
+            url=sent.get("url", file_url) or "",
+            test_after_publish=sent.get("test_after_publish", current.test_after_publish),
+            strengths=sent.get("strengths", current.strengths),
+            bases=sent.get("bases", current.bases),
+        )
+
+
 @bp.put("")
 def change() -> Response:
     """Save the fields sent; a field left out keeps its value. `url` empty or null: the default."""
     ws = workspace_of(current_app)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ControlPilotError(
-            'send a JSON object, e.g. {"strengths": [0, 0.5, 1.0], "bases": {"sd15": {"ckpt_name": "..."}}}'
-        )
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise ControlPilotError(f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(FIELDS)}")
-    kept = {"test_after_publish", "strengths", "bases"} - set(body)
-    current = load_settings(ws) if kept else ComfySettings()  # a full body mends a broken file
-    url = body["url"] if "url" in body else url_origin(ws).file_url
-    settings = ComfySettings(
-        url=url or "",
-        test_after_publish=body.get("test_after_publish", current.test_after_publish),
-        strengths=_strengths(body["strengths"]) if "strengths" in body else current.strengths,
-        bases=body.get("bases", current.bases),
-    )
-    path = save_settings(ws, settings)
+    body = SettingsChange.parse(request.get_json(silent=True))
+    kept = {"url", "test_after_publish", "strengths", "bases"} - body.model_fields_set
+    current = load_settings(ws) if kept - {"url"} else ComfySettings()  # a full body mends a broken file
+    file_url = url_origin(ws).file_url if "url" in kept else None
+    path = save_settings(ws, body.applied_to(current, file_url))
     log.info("ComfyUI settings saved to %s", path)
     return jsonify(_view(ws) | {"saved": ws.display(path), "note": BRIDGE_NOTE})
 
@@ -229,18 +250,6 @@ def _model_files(folder: Path) -> list[str]:
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         and path.is_file()
     )
-
-
-def _strengths(value: Any) -> Any:
-    """A list as sent, or the text `0, 0.5, 1` the page's field holds; the settings check the numbers."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return tuple(float(item) for item in re.split(r"[,\s]+", value.strip()) if item)
-    except ValueError:
-        raise SettingsError(
-            f"strengths: numbers separated by commas, e.g. 0, 0.5, 0.8, 1.0; found {value!r}"
-        ) from None
 
 
 def _first_line(exc: Exception) -> str:

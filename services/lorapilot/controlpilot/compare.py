@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from lorapilot.controlpilot import jobs, runs
 from lorapilot.controlpilot.errors import ControlPilotError
 from lorapilot.spool import JobRecord, Spool
-from lorapilot.trainpilot.views import job_view
+from lorapilot.spool.views import job_view
 
 bp = Blueprint("compare", __name__, url_prefix="/api")
 _MISSING = "(not set)"

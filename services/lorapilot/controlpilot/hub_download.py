@@ -34,10 +34,13 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+from pydantic import SecretStr
 from tqdm import tqdm
 
 from lorapilot.atomic_files import write_json_atomic
 from lorapilot.controlpilot.errors import ConflictError, ControlPilotError
+from lorapilot.errors import LoraPilotError
+from lorapilot.web.bodies import RequestBody
 from lorapilot.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ VARIANT_WEIGHTS = ["*/*.fp16.*", "*/*.non_ema.*", "*/*.ema.*"]
 WRITE_EVERY_S = 0.5
 
 
-class DownloadError(Exception):
+class DownloadError(LoraPilotError):
     """A download that cannot go on; the message is shown to the user as it is (after scrubbing)."""
 
 
@@ -68,6 +71,19 @@ class DownloadState(StrEnum):
     FAILED = "failed"
 
 
+class DownloadBody(RequestBody):
+    """The body of `POST /api/models/download`, as sent; `DownloadRequest.from_body` checks it."""
+
+    repo_id: str = ""  # owner/name, or the repo's hub URL
+    filename: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    token: SecretStr | None = None  # for this download only; never kept, never shown
+
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token is not None else None
+
+
 @dataclass(frozen=True)
 class DownloadRequest:
     repo_id: str
@@ -76,8 +92,8 @@ class DownloadRequest:
     kind: str
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> DownloadRequest:
-        repo_id = HUB_URL.sub("", str(body.get("repo_id") or "").strip()).strip("/")
+    def from_body(cls, body: DownloadBody) -> DownloadRequest:
+        repo_id = HUB_URL.sub("", body.repo_id.strip()).strip("/")
         try:
             validate_repo_id(repo_id)
         except HFValidationError as exc:
@@ -85,8 +101,8 @@ class DownloadRequest:
                 f"repo_id {repo_id!r} is not a hub repo id ({exc}); write it as owner/name, "
                 "e.g. stabilityai/stable-diffusion-xl-base-1.0"
             ) from None
-        filename = str(body.get("filename") or "").strip() or None
-        kind = str(body.get("kind") or ("checkpoints" if filename else "diffusers"))
+        filename = (body.filename or "").strip() or None
+        kind = body.kind or ("checkpoints" if filename else "diffusers")
         if filename:
             parts = PurePosixPath(filename).parts
             if filename.startswith("/") or ".." in parts or "\\" in filename:
@@ -101,7 +117,7 @@ class DownloadRequest:
                 f"kind {kind!r}: a whole repo goes to diffusers; give a filename to fetch a file into {kind}"
             )
         default = PurePosixPath(filename).name if filename else repo_id.split("/")[-1]
-        name = str(body.get("name") or "").strip() or default
+        name = (body.name or "").strip() or default
         if not _NAME.match(name):
             raise ControlPilotError(
                 f"name {name!r}: use letters, digits, '.', '_' and '-' only, not starting with '.'"
@@ -133,7 +149,7 @@ class Download:
         return asdict(self)
 
 
-def resolve_token(ws: Workspace, given: Any) -> tuple[str | None, str | None]:
+def resolve_token(ws: Workspace, given: str | None) -> tuple[str | None, str | None]:
     """(token, where it came from): the request's, else $HF_TOKEN, else config/hf-token, else none."""
     if isinstance(given, str) and given.strip():
         return given.strip(), "request"
@@ -159,7 +175,7 @@ class Downloads:
         self._active: dict[str, Path] = {}  # download id -> target, while its thread runs
         self._lock = threading.Lock()
 
-    def start(self, request: DownloadRequest, given_token: Any = None) -> Download:
+    def start(self, request: DownloadRequest, given_token: str | None = None) -> Download:
         target = self.ws.model_dir(request.kind) / request.name
         if target.exists():
             raise ConflictError(f"{self.ws.display(target)} already exists; delete it or choose another name")

@@ -12,12 +12,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_file
 
 from lorapilot.controlpilot import runs, submission
-from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
+from lorapilot.controlpilot.errors import NotFoundError
 from lorapilot.spec import SpecError, SpecIssue
-from lorapilot.spec.issues import _UNSET as UNSET  # the marker of an issue that names no value
-from lorapilot.spool import JobNotFoundError, JobRecord, NameTakenError, Spool, WrongStateError
+from lorapilot.spec.issues import UNSET
+from lorapilot.spool import JobNotFoundError, JobRecord, JobState, NameTakenError, Spool, WrongStateError
 from lorapilot.spool.status import mark_state
-from lorapilot.trainpilot.views import all_views, job_view
+from lorapilot.spool.views import all_views, job_view, queue_position
 from lorapilot.web.app import workspace_of
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/jobs")
@@ -65,7 +65,7 @@ def summary(view: dict[str, Any]) -> dict[str, Any]:
     status = view["status"] or {}
     total = status.get("total")
     progress = min(1.0, status.get("step", 0) / total) if total else 0.0
-    if view["state"] == "done":
+    if view["state"] == JobState.DONE:
         progress = 1.0
     return {**view, "progress": progress}
 
@@ -89,7 +89,7 @@ def list_jobs() -> Response:
 
 @bp.post("")
 def submit_job() -> tuple[Response, int]:
-    record, loaded = submission.submit(spool(), submission.Request.from_json(_body()))
+    record, loaded = submission.submit(spool(), submission.Request.parse(_body()))
     return jsonify(
         id=record.id,
         name=record.name,
@@ -101,7 +101,7 @@ def submit_job() -> tuple[Response, int]:
 
 @bp.post("/validate")
 def validate_job() -> Response:
-    loaded = submission.validate(workspace_of(current_app), submission.Request.from_json(_body()))
+    loaded = submission.validate(workspace_of(current_app), submission.Request.parse(_body()))
     return jsonify(
         ok=True,
         dialect=loaded.dialect,
@@ -113,8 +113,7 @@ def validate_job() -> Response:
 @bp.get("/<ref>")
 def job_detail(ref: str) -> Response:
     the_spool, record = _record(ref)
-    position = next((i for i, r in enumerate(the_spool.queued(), start=1) if r.id == record.id), None)
-    view = summary(job_view(the_spool, record, position))
+    view = summary(job_view(the_spool, record, queue_position(the_spool, record)))
     folder = the_spool.run_folder(record)
     files: dict[str, Any] = {"metrics": {key: [] for key in runs.METRIC_KEYS}, "samples": [], "loras": []}
     if folder is not None:
@@ -166,7 +165,7 @@ def cancel_job(ref: str) -> Response:
     the_spool = spool()
     record, now = the_spool.cancel(ref)
     if now:
-        mark_state(the_spool.run_folder(record), "cancelled")
+        mark_state(the_spool.run_folder(record), JobState.CANCELLED)
     return jsonify(id=record.id, name=record.name, cancelled=now, stopping=not now)
 
 
@@ -174,19 +173,17 @@ def cancel_job(ref: str) -> Response:
 def retry_job(ref: str) -> Response:
     the_spool = spool()
     record = the_spool.retry(ref)
-    mark_state(the_spool.run_folder(record), "queued")
+    mark_state(the_spool.run_folder(record), JobState.QUEUED)
     return jsonify(id=record.id, name=record.name, state=record.state.value)
 
 
-def _body() -> dict[str, Any]:
+def _body() -> Any:
+    """The JSON body, or a plain form's fields with its uploaded config file as `config`."""
     body = request.get_json(silent=True)
-    if isinstance(body, dict):
-        return body
-    if request.form or request.files:  # an uploaded config file from a plain form
-        data: dict[str, Any] = dict(request.form)
-        data.pop("csrf_token", None)
+    if body is None and (request.form or request.files):
+        body = dict(request.form)
+        body.pop("csrf_token", None)
         upload = request.files.get("file")
         if upload is not None:
-            data["config"] = upload.read().decode("utf-8", errors="replace")
-        return data
-    raise ControlPilotError("send a JSON object (or a form with a config file)")
+            body["config"] = upload.read().decode("utf-8", errors="replace")
+    return body

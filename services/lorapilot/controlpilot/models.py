@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 
 from lorapilot.controlpilot import lora_library, model_inventory, pages
-from lorapilot.controlpilot.errors import ControlPilotError
-from lorapilot.controlpilot.hub_download import DownloadRequest, Downloads
+from lorapilot.controlpilot.hub_download import DownloadBody, DownloadRequest, Downloads
 from lorapilot.web.app import workspace_of
+from lorapilot.web.bodies import RequestBody
 
 bp = Blueprint("models", __name__, template_folder="templates")
 _DOWNLOADS = "lorapilot.hub_downloads"
@@ -42,22 +42,28 @@ def list_models() -> Response:
     )
 
 
+class ModelPath(RequestBody):
+    """The body of register and unregister: a model's path inside the workspace."""
+
+    path: str | None = None  # the inventory says what to send when it is missing
+
+
 @bp.post("/api/models/register")
 def register_model() -> tuple[Response, int]:
-    entry = model_inventory.register(workspace_of(current_app), _body().get("path"))
+    entry = model_inventory.register(workspace_of(current_app), ModelPath.parse(_body()).path)
     return jsonify(model=entry.to_json()), 201
 
 
 @bp.route("/api/models/unregister", methods=["POST", "DELETE"])
 def unregister_model() -> Response:
-    path = model_inventory.unregister(workspace_of(current_app), _body().get("path"))
+    path = model_inventory.unregister(workspace_of(current_app), ModelPath.parse(_body()).path)
     return jsonify(unregistered=path)
 
 
 @bp.post("/api/models/download")
 def start_download() -> tuple[Response, int]:
-    body = _body()
-    download = _downloads().start(DownloadRequest.from_json(body), body.get("token"))
+    body = DownloadBody.parse(_body())
+    download = _downloads().start(DownloadRequest.from_body(body), body.token_value())
     return jsonify(download=download.to_json()), 202
 
 
@@ -71,10 +77,9 @@ def list_loras() -> Response:
     return jsonify(loras=[entry.to_json() for entry in lora_library.library(workspace_of(current_app))])
 
 
-def _body() -> dict[str, Any]:
+def _body() -> Any:
+    """The JSON body, or a plain form's fields."""
     body = request.get_json(silent=True)
-    if isinstance(body, dict):
-        return body
-    if request.form:
-        return {key: value for key, value in request.form.items() if key != "csrf_token"}
-    raise ControlPilotError("send a JSON object")
+    if body is None and request.form:
+        body = {key: value for key, value in request.form.items() if key != "csrf_token"}
+    return body

@@ -19,13 +19,13 @@ from prometheus_client.registry import Collector
 
 from lorapilot.controlpilot import jobs
 from lorapilot.controlpilot.telemetry import Telemetry
-from lorapilot.trainpilot.views import all_views
+from lorapilot.spool import JobState
+from lorapilot.spool.views import all_views
 from lorapilot.web.app import allow_bearer_token, workspace_of
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("monitor", __name__)
 METRICS_TOKEN_FILE = "metrics-token"
-JOB_STATES = ("queued", "running", "interrupted", "done", "failed", "cancelled")
 
 
 def init_app(app: Flask) -> None:
@@ -116,7 +116,7 @@ def _gpu_gauges(report: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
 def _job_gauges(views: list[dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
     counts = Counter(view["state"] for view in views)
     by_state = _gauge("jobs", "jobs in the spool by state", ["state"])
-    for state in JOB_STATES:
+    for state in JobState:
         by_state.add_metric([state], counts.get(state, 0))
     yield by_state
     fields = {

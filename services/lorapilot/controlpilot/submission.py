@@ -12,54 +12,90 @@ import tempfile
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from lorapilot.controlpilot.errors import ControlPilotError
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
 from lorapilot.spec import DIALECTS, LoadedSpec, SpecError, SpecIssue, load_spec
 from lorapilot.spool import Job, JobRecord, Spool
+from lorapilot.web.bodies import RequestBody
 from lorapilot.workspace import Workspace
 
 PASTED = "(pasted config)"
 
 
-@dataclass
-class Request:
-    """The fields of a submit or validate request, checked for type."""
+class Request(RequestBody):
+    """The body of a submit or validate request (JSON, or a form with an uploaded config file)."""
+
+    not_an_object: ClassVar[str] = "send a JSON object (or a form with a config file)"
 
     config: str | None = None
-    config_format: str | None = None  # yaml | toml; detected when missing
+    config_format: Literal["yaml", "toml"] | None = Field(None, alias="format")  # detected when missing
     dialect: str | None = None
     profile: str | None = None
     dataset: str | None = None
     name: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    priority: int = 0
-    gpus: int | str = 1
+    overrides: list[str] = Field(default_factory=list)
+    priority: int = Field(0, ge=-1000, le=1000)  # the job envelope's range
+    gpus: int | Literal["all"] = 1
 
+    @field_validator("config", "dialect", "profile", "dataset", "name", mode="before")
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Request:
-        unknown = sorted(set(body) - set(cls.__dataclass_fields__) - {"format"})
-        if unknown:
-            raise ControlPilotError(f"unknown field(s) {', '.join(unknown)}; accepted: {_fields()}")
-        text = {k: _text(body, k) for k in ("config", "dialect", "profile", "dataset", "name")}
-        overrides = body.get("overrides") or []
-        if isinstance(overrides, str):
-            overrides = [line.strip() for line in overrides.splitlines() if line.strip()]
-        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-            raise ControlPilotError("overrides: a list of key=value strings, e.g. training.max_steps=50")
-        request = cls(**text, overrides=overrides, config_format=_text(body, "format"))
-        request.priority = _int(body.get("priority", 0), "priority")
-        gpus = body.get("gpus", 1)
-        request.gpus = gpus if gpus == "all" else _int(gpus, "gpus")
-        if request.dialect and request.dialect not in DIALECTS:
-            raise ControlPilotError(f"dialect: {request.dialect!r} is not one of {', '.join(DIALECTS)}")
-        if request.config_format not in (None, "yaml", "toml"):
-            raise ControlPilotError("format: yaml or toml")
-        if not request.config and not request.profile:
-            raise ControlPilotError("give a config (pasted or uploaded) or a profile and a dataset")
-        return request
+    def _text(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, found {value!r}")
+        return value if info.field_name == "config" else value.strip()
+
+    @field_validator("config_format", mode="before")
+    @classmethod
+    def _format(cls, value: Any) -> str | None:
+        if value in (None, ""):
+            return None
+        if value not in ("yaml", "toml"):
+            raise ValueError("yaml or toml")
+        return value
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect(cls, value: str | None) -> str | None:
+        if value and value not in DIALECTS:
+            raise ValueError(f"{value!r} is not one of {', '.join(DIALECTS)}")
+        return value
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _overrides(cls, value: Any) -> list[str]:
+        value = value or []  # absent, empty text or an empty list
+        if isinstance(value, str):  # the form's text area: one override a line
+            value = [line.strip() for line in value.splitlines() if line.strip()]
+        if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+            raise ValueError("a list of key=value strings, e.g. training.max_steps=50")
+        return value
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> int:
+        return _whole(value)
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus(cls, value: Any) -> int | str:
+        if value == "all":
+            return value
+        gpus = _whole(value)
+        if gpus < 1:
+            raise ValueError("must be 1 or more, or 'all'")
+        return gpus
+
+    @model_validator(mode="after")
+    def _config_or_profile(self) -> Request:
+        if not self.config and not self.profile:
+            raise ValueError("give a config (pasted or uploaded) or a profile and a dataset")
+        return self
 
 
 def validate(workspace: Workspace, request: Request) -> LoadedSpec:
@@ -124,21 +160,9 @@ def _rename(issue: SpecIssue, path: str) -> SpecIssue:
     return replace(issue, file=PASTED) if issue.file and issue.file.endswith(Path(path).name) else issue
 
 
-def _text(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ControlPilotError(f"{key}: expected text, found {value!r}")
-    return value.strip() if key != "config" else value
-
-
-def _int(value: Any, key: str) -> int:
+def _whole(value: Any) -> int:
+    """A whole number as JSON or a form field sends it (`3`, `"3"`)."""
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ControlPilotError(f"{key}: expected a whole number, found {value!r}") from None
-
-
-def _fields() -> str:
-    return ", ".join(["format", *Request.__dataclass_fields__])
+        raise ValueError(f"expected a whole number, found {value!r}") from None

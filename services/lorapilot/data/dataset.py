@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from lorapilot.data.buckets import Bucket, assign_bucket, make_buckets, square_bucket
 from lorapilot.data.captions import CaptionPolicy, policy_for, read_caption, tag_frequency
 from lorapilot.data.images import IMAGE_SUFFIXES, ImageError, image_size, verify_image
+from lorapilot.errors import LoraPilotError
 
 if TYPE_CHECKING:
     from lorapilot.spec.model import DatasetSpec
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class DatasetError(Exception):
+class DatasetError(LoraPilotError):
     """A dataset folder that cannot be trained on; names the folder and the fix."""
 
     def __init__(self, folder: Path, message: str) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
+from lorapilot.errors import LoraPilotError
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -44,7 +46,7 @@ _FIX = "re-export it as PNG or JPEG, or remove it from the folder"
 _SHRINK = "downscale it (most training uses 1024 px sides) or remove it"
 
 
-class ImageError(Exception):
+class ImageError(LoraPilotError):
     """A file that cannot be trained on; the message names the file, the problem and the fix."""
 
     def __init__(self, path: Path, problem: str, fix: str = _FIX) -> None:

@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 
 from lorapilot.atomic_files import fsync_dir
 from lorapilot.engine.model_hash import safetensors_hashes
+from lorapilot.errors import LoraPilotError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ FILE_MODE = 0o644  # safetensors writes 0600; ComfyUI and the other services may
 _FLATTENED_WRAPPERS = {"CLIPTextModel": "text_model"}
 
 
-class LoraExportError(ValueError):
+class LoraExportError(LoraPilotError, ValueError):
     """The LoRA layers cannot be written faithfully in the asked format."""
 
 

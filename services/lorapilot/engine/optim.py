@@ -8,10 +8,12 @@ from typing import Any
 
 import torch
 
+from lorapilot.errors import LoraPilotError
+
 log = logging.getLogger(__name__)
 
 
-class OptimizerError(ValueError):
+class OptimizerError(LoraPilotError, ValueError):
     """The optimizer or one of its arguments is not usable; the message names it."""
 
 

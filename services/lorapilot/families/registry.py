@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.families.family import Family
 
 # Where another trainer's config names a family, as keys of `Family.aliases`.
@@ -22,7 +23,7 @@ DIALECT_NAMES = (AITOOLKIT_ARCH, AITOOLKIT_FLAG, DIFFUSION_PIPE_TYPE, KOHYA_FLAG
 _FAMILIES: dict[str, Family] = {}
 
 
-class UnknownFamilyError(ValueError):
+class UnknownFamilyError(LoraPilotError, ValueError):
     """A family id that no registered family has."""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from lorapilot.spec.issues import _UNSET, Notice, SpecIssue, did_you_mean
+from lorapilot.spec.issues import UNSET, Notice, SpecIssue, did_you_mean
 from lorapilot.workspace import PathEscapeError, Workspace
 
 NativePath = tuple[str | int, ...]
@@ -91,7 +91,7 @@ class Draft:
         self,
         source: str,
         message: str,
-        value: Any = _UNSET,
+        value: Any = UNSET,
         accepted: str | None = None,
         hint: str | None = None,
     ) -> None:

@@ -22,13 +22,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.spec.issues import did_you_mean
 from lorapilot.spec.model import TrainSpec
 
 _BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))  # pydantic's constraint objects
 
 
-class UnknownFieldError(LookupError):
+class UnknownFieldError(LoraPilotError, LookupError):
     """`--explain` was given a name that is no field of the spec."""
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-_UNSET: Any = object()
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from lorapilot.errors import LoraPilotError
+
+UNSET: Any = object()  # the value of an issue that names none (a missing or unknown key)
 
 
 @dataclass(frozen=True)
@@ -16,7 +21,7 @@ class SpecIssue:
 
     field: str
     message: str
-    value: Any = _UNSET
+    value: Any = UNSET
     accepted: str | None = None
     hint: str | None = None
     file: str | None = None
@@ -24,7 +29,7 @@ class SpecIssue:
     def render(self) -> str:
         where = f"{self.file}: " if self.file else ""
         lines = [f"{where}{self.field}: {self.message}"]
-        if self.value is not _UNSET:
+        if self.value is not UNSET:
             lines.append(f"    found:    {_short(self.value)}")
         if self.accepted:
             lines.append(f"    accepted: {self.accepted}")
@@ -45,7 +50,7 @@ class Notice:
 
 
 @dataclass
-class SpecError(Exception):
+class SpecError(LoraPilotError):
     """Every problem found in a config, reported together so one edit fixes them all."""
 
     issues: list[SpecIssue] = field(default_factory=list)
@@ -57,6 +62,50 @@ class SpecError(Exception):
         count = len(self.issues)
         head = f"{count} problem{'s' if count != 1 else ''} in the training config:"
         return "\n".join([head, *(issue.render() for issue in self.issues)])
+
+
+def validation_issues(exc: ValidationError, *, prefix: str = "", file: str | None = None) -> list[SpecIssue]:
+    """pydantic's errors as SpecIssues naming each field the way a file spells it (`a.b[0].c`)."""
+    return [
+        issue_of(error, field_path(error["loc"], prefix), file=file)
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def issue_of(error: ErrorDetails, field: str, *, file: str | None = None) -> SpecIssue:
+    """One pydantic error as a SpecIssue on `field` (the user's name for it): `required`, `unknown key`,
+    or pydantic's message with the value found and what is accepted."""
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return SpecIssue(field, "unknown key", file=file)
+    if kind == "missing":
+        return SpecIssue(field, "required", file=file)
+    value = error.get("input", UNSET)
+    if kind == "value_error" and isinstance(value, dict):
+        value = UNSET  # a cross-field rule of a whole section: the section is not a useful "found"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return SpecIssue(field, message, value, accepted=_accepted(error), file=file)
+
+
+def field_path(loc: Sequence[int | str], prefix: str = "") -> str:
+    """`("datasets", 0, "folder")` → `datasets[0].folder`; an empty location is the whole file."""
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{part}"
+    return path or "(file)"
+
+
+def _accepted(error: ErrorDetails) -> str | None:
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return str(ctx["expected"])
+    bounds = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [f"{sign} {ctx[key]}" for key, sign in bounds.items() if key in ctx]
+    if parts:
+        return "a number " + " and ".join(parts)
+    if "min_length" in ctx:
+        return f"at least {ctx['min_length']} item(s)"
+    return None
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

@@ -25,7 +25,14 @@ Scheduler = Literal[
 ]
 TimestepSampling = Literal["uniform", "sigmoid", "logit_normal", "shift", "flux_shift"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # output.name, and a job's name
+
+
+def check_run_name(value: str) -> str:
+    """`value` if it can name a run (its folder under outputs/ and its LoRA file), else ValueError."""
+    if not RUN_NAME.match(value):
+        raise ValueError("use letters, digits, '.', '_' and '-' only (no slashes), at most 128 characters")
+    return value
 
 
 class Section(BaseModel):
@@ -307,11 +314,7 @@ class OutputSpec(Section):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _NAME.match(value) or value in (".", ".."):
-            raise ValueError(
-                "use letters, digits, '.', '_' and '-' only (no slashes), at most 128 characters"
-            )
-        return value
+        return check_run_name(value)
 
 
 class TrainSpec(Section):

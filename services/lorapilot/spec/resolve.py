@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from lorapilot import families
 from lorapilot.families import Family
 from lorapilot.families.recognition import probe_folder, probe_single_file
 from lorapilot.spec.draft import Draft, NativePath
-from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue, did_you_mean
+from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
 from lorapilot.workspace import PathEscapeError, Workspace
 
@@ -29,6 +31,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SINGLE_FILE = (".safetensors", ".sft")
 _NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(?:-|to|–)\s*{_NUMBER}\s*$")
+_RANGE_HINT = "this is a range; pick one value (the regular and high_quality profiles do)"
 
 
 class _Resolver:
@@ -58,7 +61,7 @@ class _Resolver:
         candidates += prefixes(loc, 1)
         return next((self.draft.origin[c] for c in candidates if c in self.draft.origin), None)
 
-    def fail(self, loc: NativePath, message: str, value: Any = _UNSET, **extra: Any) -> None:
+    def fail(self, loc: NativePath, message: str, value: Any = UNSET, **extra: Any) -> None:
         self.issues.append(SpecIssue(self.source(loc), message, value, file=self.draft.file, **extra))
 
     # -- datasets -----------------------------------------------------------------------------
@@ -86,7 +89,7 @@ class _Resolver:
             self.fail(
                 ("datasets", index, "folder"),
                 "required: the folder of this dataset's images",
-                raw if raw is not None else _UNSET,
+                raw if raw is not None else UNSET,
             )
             return [entry]
         folder = self._find_folder(index, raw.strip(), bool(entry.get("is_reg")))
@@ -289,30 +292,19 @@ class _Resolver:
             raise SpecError(self.issues)
         return spec
 
-    def _translate(self, error: dict[str, Any]) -> SpecIssue:
+    def _translate(self, error: ErrorDetails) -> SpecIssue:
+        """A pydantic error named the way the user wrote the field, with a hint where one helps."""
         loc: NativePath = tuple(error["loc"])
-        kind = error["type"]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        value = _UNSET if kind == "missing" else error.get("input", _UNSET)
-        if kind == "extra_forbidden":
-            return SpecIssue(
-                self.source(loc),
-                "unknown key",
-                file=self.draft.file,
-                hint=did_you_mean(str(loc[-1]), _all_field_names()),
-            )
-        if kind == "missing":
-            message = "required"
-        field = self.source(loc)
-        if kind == "value_error" and isinstance(value, dict):
-            value = _UNSET
-            found = (self.lookup((*loc, n), exact=True) for n in _field_names_in(message))
+        issue = issue_of(error, self.source(loc), file=self.draft.file)
+        if error["type"] == "extra_forbidden":
+            return replace(issue, hint=did_you_mean(str(loc[-1]), _all_field_names()))
+        if error["type"] == "value_error" and isinstance(error.get("input"), dict):
+            found = (self.lookup((*loc, n), exact=True) for n in _field_names_in(issue.message))
             named = [where for where in found if where is not None]
-            field = ", ".join(named) if named else field
-        hint = None
-        if isinstance(value, str) and _RANGE.match(value):
-            hint = "this is a range; pick one value (the regular and high_quality profiles do)"
-        return SpecIssue(field, message, value, accepted=_accepted(error), hint=hint, file=self.draft.file)
+            issue = replace(issue, field=", ".join(named) if named else issue.field)
+        if isinstance(issue.value, str) and _RANGE.match(issue.value):
+            issue = replace(issue, hint=_RANGE_HINT)
+        return issue
 
 
 def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
@@ -348,19 +340,6 @@ def _with_folder(entry: dict[str, Any], folder: Path) -> dict[str, Any]:
         out.setdefault("repeats", int(match.group(1)))
         out.setdefault("class_tokens", match.group(2).replace("_", " "))
     return out
-
-
-def _accepted(error: dict[str, Any]) -> str | None:
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        return str(ctx["expected"])
-    bounds = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-    parts = [f"{sign} {ctx[key]}" for key, sign in bounds.items() if key in ctx]
-    if parts:
-        return "a number " + " and ".join(parts)
-    if "min_length" in ctx:
-        return f"at least {ctx['min_length']} item(s)"
-    return None
 
 
 def _field_names_in(message: str) -> list[str]:

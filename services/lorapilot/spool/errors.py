@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.spec.issues import SpecError
 
 
-class SpoolError(Exception):
+class SpoolError(LoraPilotError):
     """Base of every spool error; the message is meant for the user as is."""
 
 

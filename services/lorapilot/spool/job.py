@@ -8,7 +8,6 @@ which runs under its file name with default queue options.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lorapilot.spec import document
-from lorapilot.spec.issues import _UNSET, SpecError, SpecIssue
+from lorapilot.spec.issues import SpecError, SpecIssue, validation_issues
+from lorapilot.spec.model import RUN_NAME, check_run_name
 from lorapilot.spool.errors import InvalidJobError
 
 if TYPE_CHECKING:
@@ -27,25 +27,35 @@ if TYPE_CHECKING:
 
 ENVELOPE_KEY = "trainpilot_job"
 JOB_SUFFIXES = (".yaml", ".yml", ".toml")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the rule of TrainSpec's output.name
 
 
 class JobState(StrEnum):
-    """A job's state is the spool folder its file is in (rq's JobStatus, stored as strings)."""
+    """A job's state, the one name for it in the spool, status.json, the CLI, ControlPilot and the
+    bridge (rq's JobStatus: stored as these strings). The spool folder a job file is in decides its
+    state; `interrupted` is a job in running/ that no process trains now (its daemon stopped or
+    died): it resumes on the next daemon start."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    INTERRUPTED = "interrupted"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
     def folder(self) -> str:
-        return "incoming" if self is JobState.QUEUED else self.value
+        """The spool folder of a job in this state (an interrupted job waits in running/)."""
+        if self is JobState.QUEUED:
+            return "incoming"
+        return JobState.RUNNING.value if self is JobState.INTERRUPTED else self.value
 
     @property
     def terminal(self) -> bool:
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+# The states with a spool folder of their own: the state a job file's folder gives it.
+SPOOL_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class Job(BaseModel):
@@ -66,9 +76,7 @@ class Job(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use letters, digits, '.', '_' and '-' only, at most 128 characters")
-        return value
+        return check_run_name(value)
 
     @field_validator("gpus")
     @classmethod
@@ -175,7 +183,7 @@ def read_job(path: Path) -> tuple[Job, bool]:
         raise InvalidJobError(exc.issues) from None
     if ENVELOPE_KEY not in data:
         job = Job(name=path.stem, submitted_at=datetime.fromtimestamp(path.stat().st_mtime, UTC))
-        if not _NAME.match(path.stem):
+        if not RUN_NAME.match(path.stem):
             raise InvalidJobError(
                 [SpecIssue("(file name)", "a config run as a job is named by its file name", path.name)]
             )
@@ -196,22 +204,3 @@ def read_job(path: Path) -> tuple[Job, bool]:
             ]
         )
     return job, False
-
-
-def validation_issues(exc: ValidationError, *, prefix: str = "", file: str | None = None) -> list[SpecIssue]:
-    """pydantic errors as SpecIssues naming the field the way the file spells it."""
-    issues = []
-    for error in exc.errors(include_url=False):
-        field = prefix
-        for part in error["loc"]:
-            field += f"[{part}]" if isinstance(part, int) else f"{'.' if field else ''}{part}"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        value = _UNSET if error["type"] in ("missing", "extra_forbidden") else error.get("input", _UNSET)
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        if error["type"] == "missing":
-            message = "required"
-        if isinstance(value, dict):
-            value = _UNSET
-        issues.append(SpecIssue(field or "(job)", message, value, file=file))
-    return issues

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lorapilot.atomic_files import write_json_atomic
+from lorapilot.spool.job import JobState
 
 STATUS_FILE = "status.json"
-# A job's state as status.json shows it: the spool states, plus `interrupted` for a job left in
-# running/ that no process trains right now (the daemon stopped); it resumes on the next start.
-RunState = Literal["queued", "running", "interrupted", "done", "failed", "cancelled"]
 
 
 def utcnow() -> datetime:
@@ -25,11 +23,14 @@ def utcnow() -> datetime:
 
 
 class RunStatus(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """One run's status.json. Every change is validated when it is made (`changed`, or assigning a
+    field), so a misspelt state is refused by its writer instead of making the file unreadable."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
     id: str
     name: str
-    state: RunState
+    state: JobState
     step: int = 0
     total: int | None = None
     loss: float | None = None
@@ -47,6 +48,13 @@ class RunStatus(BaseModel):
     lora: str | None = None  # the final LoRA, or the last step-numbered save when it stopped early
     error: str | None = None
 
+    def changed(self, **fields: Any) -> RunStatus:
+        """A copy with `fields` changed, validated as a whole; an unknown field name is refused too."""
+        unknown = sorted(fields.keys() - type(self).model_fields.keys())
+        if unknown:
+            raise TypeError(f"RunStatus has no field {', '.join(unknown)}")
+        return type(self).model_validate(self.model_dump() | fields)
+
 
 def write_status(folder: Path, status: RunStatus) -> None:
     write_json_atomic(folder / STATUS_FILE, status.model_dump(mode="json"))
@@ -60,11 +68,11 @@ def read_status(folder: Path) -> RunStatus | None:
         return None
 
 
-def mark_state(folder: Path | None, state: str) -> None:
+def mark_state(folder: Path | None, state: JobState) -> None:
     """Keep a run's status.json in step with a spool move made without a daemon (cancel, retry)."""
     status = read_status(folder) if folder is not None else None
     if status is not None:
-        update = {"state": state, "error": None, "pid": None, "updated_at": utcnow()}
-        if state == "cancelled":
-            update["finished_at"] = utcnow()
-        write_status(folder, status.model_copy(update=update))
+        now = utcnow()
+        finished = now if state is JobState.CANCELLED else status.finished_at
+        changed = status.changed(state=state, error=None, pid=None, updated_at=now, finished_at=finished)
+        write_status(folder, changed)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -21,11 +20,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from lorapilot.atomic_files import fsync_dir, write_atomic
 from lorapilot.spec.issues import did_you_mean
 from lorapilot.spool.errors import JobNotFoundError, NameTakenError, WrongStateError
-from lorapilot.spool.job import JOB_SUFFIXES, Job, JobRecord, JobState, job_id_of, new_id, read_record
+from lorapilot.spool.job import (
+    JOB_SUFFIXES,
+    SPOOL_STATES,
+    Job,
+    JobRecord,
+    JobState,
+    job_id_of,
+    new_id,
+    read_record,
+)
 from lorapilot.workspace import PathEscapeError, Workspace
 
 log = logging.getLogger(__name__)
@@ -64,6 +73,14 @@ class Claim:
             self.fd = -1
 
 
+class DaemonInfo(BaseModel):
+    """What a daemon writes into its entry in `jobs/.daemons/`: which process serves the spool."""
+
+    pid: int
+    host: str
+    devices: list[str]
+
+
 @dataclass
 class Registration:
     """A live daemon's entry in `jobs/.daemons/`; the lock on it says the daemon is alive."""
@@ -84,7 +101,7 @@ class Spool:
         return self.ws.job_dir(state.folder)
 
     # -- reading ----------------------------------------------------------------------------------
-    def records(self, states: Iterable[JobState] = tuple(JobState)) -> list[JobRecord]:
+    def records(self, states: Iterable[JobState] = SPOOL_STATES) -> list[JobRecord]:
         """Every job file in the given states, in no particular order."""
         found = []
         for state in states:
@@ -122,7 +139,7 @@ class Spool:
 
     def locate(self, job_id: str) -> JobRecord | None:
         """The job with this id wherever it is now, or None."""
-        for state in JobState:
+        for state in SPOOL_STATES:
             folder = self.folder(state)
             for suffix in JOB_SUFFIXES:
                 path = folder / f"{job_id}{suffix}"
@@ -223,7 +240,8 @@ class Spool:
         return False
 
     def adopt(self, record: JobRecord) -> Claim | None:
-        """Take a job left in `running/` by a process that is gone. None if it is still owned."""
+        """Own a job where it is, if no one else does: one left in `running/` by a process that is
+        gone (to resume it), or one to cancel. None if it is owned."""
         fd = try_lock(record.path)
         return Claim(record, fd) if fd is not None else None
 
@@ -261,16 +279,11 @@ class Spool:
             raise WrongStateError(
                 f"job {record.name} ({record.id}) is already {record.state}; nothing to cancel"
             )
-        claim = self.claim_any(record)
+        claim = self.adopt(record)
         if claim is not None:
             return self.finish(claim, JobState.CANCELLED), True
         write_atomic(self.cancel_marker(record.id), b"")
         return record, False
-
-    def claim_any(self, record: JobRecord) -> Claim | None:
-        """Own a job where it is, if no one else does."""
-        fd = try_lock(record.path)
-        return Claim(record, fd) if fd is not None else None
 
     def retry(self, ref: str) -> JobRecord:
         """Queue a failed or cancelled job again; it resumes from its run's saved state."""
@@ -296,15 +309,15 @@ class Spool:
     def _daemons(self) -> Path:
         return self.ws.jobs / ".daemons"
 
-    def register_daemon(self, info: dict) -> Registration:
+    def register_daemon(self, info: DaemonInfo) -> Registration:
         self._daemons.mkdir(parents=True, exist_ok=True)
         path = self._daemons / f"{socket.gethostname()}-{os.getpid()}.json"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(fd, json.dumps(info).encode())
+        os.write(fd, info.model_dump_json().encode())
         return Registration(path, fd)
 
-    def live_daemons(self) -> list[dict]:
+    def live_daemons(self) -> list[DaemonInfo]:
         """Daemons serving this spool now (a daemon that died leaves an unlocked entry, removed here)."""
         alive = []
         if not self._daemons.is_dir():
@@ -315,6 +328,6 @@ class Spool:
                 path.unlink(missing_ok=True)
                 os.close(fd)
                 continue
-            with contextlib.suppress(OSError, ValueError):
-                alive.append(json.loads(path.read_text()))
+            with contextlib.suppress(OSError, ValidationError):
+                alive.append(DaemonInfo.model_validate_json(path.read_bytes()))
         return alive

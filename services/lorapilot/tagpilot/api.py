@@ -18,6 +18,7 @@ from lorapilot.tagpilot.errors import BusyError, NotFoundError, TagPilotError
 from lorapilot.tagpilot.intake import Intake, UploadLimits, iter_upload_files
 from lorapilot.tagpilot.names import check_dataset_name
 from lorapilot.tagpilot.store import Dataset, DatasetStore, check_settings
+from lorapilot.tagpilot.stored_image import describe_stored_image
 from lorapilot.tagpilot.trash import Trash
 from lorapilot.web.app import tmp_dir, workspace_of
 
@@ -151,8 +152,6 @@ def image_thumb(name: str, image: str) -> Response:
     record = dataset.record(image)
     thumb = dataset.thumbs / f"{record.name.rsplit('.', 1)[0]}.jpg"
     if not thumb.is_file():
-        from lorapilot.tagpilot.intake import describe_stored_image  # noqa: PLC0415 - rare path
-
         describe_stored_image(dataset.path_of(image))
     return send_file(thumb, mimetype="image/jpeg", max_age=0)
 

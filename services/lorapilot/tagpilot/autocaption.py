@@ -23,7 +23,8 @@ from lorapilot.data.images import ImageError, load_image
 from lorapilot.tagpilot.caption_edits import merge_caption
 from lorapilot.tagpilot.captioners import BACKENDS, Captioner, CaptionerChoice, CaptionerError
 from lorapilot.tagpilot.errors import BusyError, NotFoundError, TagPilotError
-from lorapilot.tagpilot.store import DatasetStore, now_iso
+from lorapilot.tagpilot.store import DatasetStore
+from lorapilot.tagpilot.stored_image import now_iso
 from lorapilot.workspace import Workspace
 
 logger = logging.getLogger(__name__)

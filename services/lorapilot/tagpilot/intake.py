@@ -1,14 +1,13 @@
 """Upload intake: files and `.zip` archives in, upright 8-bit images (and their captions) stored.
 
 Nothing from the client is trusted: the type comes from the bytes (Pillow opening only the
-formats listed here, so no Ghostscript/EPS or other exotic decoder ever runs), names are cleaned,
+formats stored_image lists, so no Ghostscript/EPS or other exotic decoder ever runs), names are cleaned,
 sizes are capped, and an archive is checked whole before anything in it is unpacked. Each file
 ends up accepted (with notes on what was converted) or rejected with a reason.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -18,29 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-import imagehash
 from PIL import ExifTags, Image
 
-from lorapilot.data.images import MAX_PIXELS, ImageError, load_image
-from lorapilot.tagpilot.errors import TagPilotError
+from lorapilot.data.images import ImageError, load_image
 from lorapilot.tagpilot.names import clean_stem, unsafe_archive_path
-from lorapilot.tagpilot.store import Dataset, ImageRecord
+from lorapilot.tagpilot.store import Dataset
+from lorapilot.tagpilot.stored_image import (
+    SNIFF_FORMATS,
+    ImageRecord,
+    RejectedFileError,
+    image_record,
+    save_thumbnail,
+    sha256_of,
+    sniff_image,
+)
 
 logger = logging.getLogger(__name__)
-Image.init()  # `Image.open(formats=...)` needs WebP and TIFF registered; only the default list loads lazily
-
-# Formats Pillow may try when sniffing; everything else is "not an image" without being parsed.
-SNIFF_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # a multi-picture JPEG reports "MPO"
 _KEEP_AS_IS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _CAPTION_SUFFIXES = (".txt", ".caption")
 _COPY_CHUNK = 1 << 20
-THUMB_SIZE = 256
 MB = 1024 * 1024
-
-
-class RejectedFileError(TagPilotError):
-    """One uploaded file that is not stored; the message is the reason shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ class Intake:
         if size == 0:
             raise RejectedFileError("empty file (0 bytes)")
         fmt = sniff_image(tmp)
-        digest = _sha256(tmp)
+        digest = sha256_of(tmp)
         if digest in self._hashes:
             raise RejectedFileError(f"identical to {self._hashes[digest]} already in the dataset")
         try:
@@ -159,7 +156,7 @@ class Intake:
         else:
             target = self.dataset.folder / f"{stem}.png"
             upright.save(target, "PNG")
-        record = _record(target, upright, original=name, fmt=fmt, digest=digest, notes=notes)
+        record = image_record(target, upright, original=name, fmt=fmt, digest=digest, notes=notes)
         save_thumbnail(upright, self.dataset.thumbs / f"{stem}.jpg")
         self.dataset.add_record(record)
         self._hashes[digest] = record.name
@@ -270,26 +267,6 @@ class _SpooledCopy:
             self.path.unlink(missing_ok=True)
 
 
-def sniff_image(path: Path) -> str:
-    """The image format read from the file's bytes, or RejectedFileError saying what it is not."""
-    try:
-        with Image.open(path, formats=SNIFF_FORMATS) as image:
-            width, height = image.size
-            fmt = image.format or ""
-    except Image.DecompressionBombError as exc:
-        raise RejectedFileError(f"decompression bomb: {exc}") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise RejectedFileError(
-            "not an image: the content is not JPEG, PNG, WebP, BMP, GIF or TIFF (whatever the name says)"
-        ) from exc
-    if width * height > MAX_PIXELS:
-        raise RejectedFileError(
-            f"decompression bomb: declares {width}×{height} pixels, "
-            f"more than the {MAX_PIXELS / 2**20:.0f} MP limit"
-        )
-    return fmt
-
-
 def conversion_notes(path: Path, fmt: str) -> list[str]:
     """What storing the image upright as 8-bit RGB changes, one note each; empty: kept as uploaded."""
     notes = []
@@ -315,43 +292,6 @@ def conversion_notes(path: Path, fmt: str) -> list[str]:
     return notes
 
 
-def describe_stored_image(path: Path, note: str | None = None) -> ImageRecord:
-    """A record for an image already in a dataset folder (e.g. copied there by hand)."""
-    fmt = sniff_image(path)
-    try:
-        upright = load_image(path)
-    except ImageError as exc:
-        raise RejectedFileError(exc.problem) from exc
-    notes = [note] if note else []
-    record = _record(path, upright, original=path.name, fmt=fmt, digest=_sha256(path), notes=notes)
-    save_thumbnail(upright, path.parent / ".tagpilot" / "thumbs" / f"{path.stem}.jpg")
-    return record
-
-
-def save_thumbnail(image: Image.Image, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
-    thumb.save(target, "JPEG", quality=85)
-
-
-def _record(
-    path: Path, upright: Image.Image, *, original: str, fmt: str, digest: str, notes: list[str]
-) -> ImageRecord:
-    width, height = upright.size
-    return ImageRecord(
-        name=path.name,
-        original=original,
-        width=width,
-        height=height,
-        format=fmt,
-        bytes=path.stat().st_size,
-        source_sha256=digest,
-        phash=str(imagehash.phash(upright)),
-        notes=notes,
-    )
-
-
 def _unique_stem(stem: str, used: set[str]) -> str:
     """Stems stay unique, so two images never share one caption file (a.png and a.jpg → a.txt)."""
     candidate, k = stem, 1
@@ -365,14 +305,6 @@ def _unique_stem(stem: str, used: set[str]) -> str:
 def _is_zip(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(4) in _ZIP_MAGIC
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_COPY_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def iter_upload_files(files: Any) -> Iterator[tuple[str, IO[bytes]]]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from lorapilot.data.images import IMAGE_SUFFIXES
 from lorapilot.families import SDXL
 from lorapilot.tagpilot.errors import ConflictError, InvalidNameError, NotFoundError, TagPilotError
 from lorapilot.tagpilot.names import check_dataset_name, check_file_name
+from lorapilot.tagpilot.stored_image import ImageRecord, describe_stored_image, now_iso
 from lorapilot.workspace import PathEscapeError, Workspace
 
 logger = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ META_DIR = ".tagpilot"
 DEFAULT_FAMILY = SDXL  # what a new dataset is checked against until the user picks its family
 CAPTION_STYLES = ("tags", "sentence")
 MAX_REJECTED_KEPT = 200
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -52,27 +48,6 @@ def read_json(path: Path, default: Any) -> Any:
     except (OSError, ValueError) as exc:
         logger.warning("cannot read %s (%s); starting it afresh", path, exc)
         return default
-
-
-@dataclass
-class ImageRecord:
-    """What TagPilot knows about one stored image."""
-
-    name: str
-    original: str
-    width: int
-    height: int
-    format: str
-    bytes: int
-    source_sha256: str
-    phash: str
-    notes: list[str] = field(default_factory=list)
-    added: str = field(default_factory=now_iso)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ImageRecord:
-        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
-        return cls(**known)
 
 
 class Dataset:
@@ -209,8 +184,6 @@ def _by_name(record: ImageRecord) -> str:
 
 def _adopt(path: Path) -> ImageRecord | None:
     """A record for an image put into the folder by hand; None (logged) if it is unusable."""
-    from lorapilot.tagpilot.intake import describe_stored_image  # noqa: PLC0415 - intake imports store
-
     try:
         return describe_stored_image(path, note="added to the folder outside TagPilot")
     except TagPilotError as exc:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lorapilot.tagpilot.errors import ConflictError, NotFoundError
-from lorapilot.tagpilot.store import META_DIR, DatasetStore, ImageRecord, now_iso, read_json, write_json
+from lorapilot.tagpilot.store import META_DIR, DatasetStore, read_json, write_json
+from lorapilot.tagpilot.stored_image import ImageRecord, now_iso
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ import diffusers
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.testing.ldm_checkpoint import SINGLE_FILE_FAMILIES, write_ldm_checkpoint
 from lorapilot.testing.tiny_families import FAMILIES
 from lorapilot.testing.tiny_tokenizers import write_clip_vocab_files
@@ -32,7 +33,7 @@ MARKER = ".lorapilot-tiny-model.json"
 TINY_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 
 
-class TinyModelError(Exception):
+class TinyModelError(LoraPilotError):
     """A tiny model cannot be built where asked (unknown family, foreign folder in the way)."""
 
 

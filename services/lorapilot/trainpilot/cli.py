@@ -14,17 +14,16 @@ from pathlib import Path
 
 import yaml
 
-from lorapilot.spec import SpecError
-from lorapilot.spec.explain import UnknownFieldError, explain
-from lorapilot.spool import SpoolError
+from lorapilot.errors import LoraPilotError
+from lorapilot.spec.explain import explain
 from lorapilot.trainpilot.comfy_commands import add_comfy_commands
 from lorapilot.trainpilot.commands import add_commands
-from lorapilot.trainpilot.options import UsageError, add_spec_options, load_for
+from lorapilot.trainpilot.options import add_spec_options, load_for
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # training failed (bad image, unloadable model) or an internal error
-EXIT_INVALID = 2  # the config is invalid
+EXIT_INVALID = 2  # the config or the request is invalid
 
 log = logging.getLogger("trainpilot")
 
@@ -84,14 +83,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     workspace = Workspace.from_env(args.workspace)
     loaded = load_for(args, workspace)
-    from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch/diffusers only when training
-    from lorapilot.engine import train  # noqa: PLC0415
-    from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
-    from lorapilot.engine.optim import OptimizerError  # noqa: PLC0415
+    from lorapilot.engine import train  # noqa: PLC0415 - torch/diffusers only when training
 
     try:
         result = train(loaded.spec, workspace, resume=not args.restart)
-    except (ImageError, ModelLoadError, OptimizerError) as exc:
+    except LoraPilotError as exc:  # a valid config that cannot train here (an image, the model...)
         print(f"training failed: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     folder = Path(loaded.spec.output.folder)
@@ -109,10 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except SpecError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_INVALID
-    except (UsageError, SpoolError, UnknownFieldError) as exc:
+    except LoraPilotError as exc:  # the message names the problem and the fix; no traceback
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

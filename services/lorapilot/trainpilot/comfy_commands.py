@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lorapilot.comfy.bridge import render_sweep
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.errors import ComfyError
 from lorapilot.comfy.publish import lora_file_name, publish_named
 from lorapilot.comfy.settings import load_settings
+from lorapilot.comfy.sweep import render_sweep
 from lorapilot.comfy.workflows import LoraUse
 from lorapilot.spool import Spool
 from lorapilot.trainpilot.options import UsageError, add_workspace

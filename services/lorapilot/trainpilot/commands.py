@@ -11,9 +11,10 @@ from pathlib import Path
 
 from lorapilot.spool import Job, JobRecord, JobState, Spool
 from lorapilot.spool.status import mark_state
+from lorapilot.spool.views import all_views, job_view, queue_position
 from lorapilot.trainpilot.follow import Follower, tail
+from lorapilot.trainpilot.job_text import describe, log_path, table
 from lorapilot.trainpilot.options import add_spec_options, add_workspace, load_for
-from lorapilot.trainpilot.views import all_views, describe, job_view, log_path, table
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
@@ -86,8 +87,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record = spool.find(args.job)
-    position = next((i for i, r in enumerate(spool.queued(), start=1) if r.id == record.id), None)
-    view = job_view(spool, record, position)
+    view = job_view(spool, record, queue_position(spool, record))
     print(json.dumps(view, indent=1) if args.json else describe(view))
     return EXIT_OK
 
@@ -121,7 +121,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record, now = spool.cancel(args.job)
     if now:
-        mark_state(spool.run_folder(record), "cancelled")
+        mark_state(spool.run_folder(record), JobState.CANCELLED)
         print(f"cancelled {record.name} ({record.id})")
         return EXIT_OK
     print(f"asked the daemon to stop {record.name}; it saves its state first", file=sys.stderr)
@@ -144,7 +144,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     spool = _spool(args)
     record = spool.retry(args.job)
-    mark_state(spool.run_folder(record), "queued")
+    mark_state(spool.run_folder(record), JobState.QUEUED)
     print(f"queued {record.name} ({record.id}) again; it resumes from its last saved state")
     return EXIT_OK
 

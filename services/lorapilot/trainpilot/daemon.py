@@ -9,7 +9,6 @@ processes save their state and exit, and their jobs stay in `running/` to resume
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -19,13 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from lorapilot.engine.run_folder import RunFolder
 from lorapilot.spool import Claim, JobRecord, JobState, Spool, read_status, write_status
 from lorapilot.spool.status import utcnow
+from lorapilot.spool.store import DaemonInfo
 from lorapilot.trainpilot import worker
+from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.trainpilot.daemon")
@@ -41,7 +43,7 @@ class Active:
     """A job this daemon runs: its claim, its process and the GPUs it holds."""
 
     claim: Claim
-    process: Any  # multiprocessing.Process
+    process: BaseProcess
     devices: list[str]
     result_path: Path
     lifeline: int  # write end of the pipe the training process watches: closing it stops the job
@@ -85,7 +87,7 @@ class Daemon:
         registration = None
         if self.only is None:  # a foreground run serves one job; `run` must not wait on it as a daemon
             registration = self.spool.register_daemon(
-                {"pid": os.getpid(), "host": socket.gethostname(), "devices": self.devices}
+                DaemonInfo(pid=os.getpid(), host=socket.gethostname(), devices=self.devices)
             )
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info("serving %s on %s (%s)", self.workspace.jobs, ", ".join(self.devices), self.start_method)
@@ -184,7 +186,7 @@ class Daemon:
         devices = free[:need]
         result_path = claim.record.path.with_name(f".{record.id}.result.json")
         result_path.unlink(missing_ok=True)
-        assignment = worker.Assignment(
+        assignment = Assignment(
             workspace=str(self.workspace.root),
             job_path=str(record.path),
             result_path=str(result_path),
@@ -243,39 +245,38 @@ class Daemon:
         """Decide where a job goes once its process has ended: the one place for every outcome."""
         del self.active[active.job_id]
         os.close(active.lifeline)
-        result = _read_json(active.result_path)
+        result = WorkerResult.read(active.result_path)
         state, error = self._outcome(active, active.process.exitcode, result)
         claim = active.claim
-        folder = Path(result["folder"]) if result.get("folder") else self.spool.run_folder(claim.record)
+        folder = (result.folder if result is not None else None) or self.spool.run_folder(claim.record)
         if state is None:
             claim.release()
-            log.info(
-                "job %s paused at step %s; it resumes on the next start", active.job_id, result.get("step")
-            )
-            self._update_status(folder, "interrupted", None, result)
+            step = result.step if result is not None else None
+            log.info("job %s paused at step %s; it resumes on the next start", active.job_id, step)
+            self._update_status(folder, JobState.INTERRUPTED, None, result)
         else:
             self._finish(claim, state, error, folder, result)
         active.result_path.unlink(missing_ok=True)
 
     def _outcome(
-        self, active: Active, code: int, result: dict[str, Any]
+        self, active: Active, code: int, result: WorkerResult | None
     ) -> tuple[JobState | None, str | None]:
-        outcome = result.get("outcome")
+        outcome = result.outcome if result is not None else None
         name = active.claim.record.name
-        if outcome == "done":
+        if outcome is Outcome.DONE:
             return JobState.DONE, None
         if active.cancel_sent is not None:
             return JobState.CANCELLED, None
         if self.stopping:
             return None, None  # stays in running/ and resumes on the next start
-        if outcome == "failed":
-            return JobState.FAILED, result.get("error") or "training failed"
+        if result is not None and outcome is Outcome.FAILED:
+            return JobState.FAILED, result.error or "training failed"
         retry = f"`trainpilot retry {name}` resumes it from its last saved state"
         if code < 0:
             signame = signal.Signals(-code).name
             why = " (often the kernel's out-of-memory killer)" if -code == signal.SIGKILL else ""
             return JobState.FAILED, f"the training process was killed by {signame}{why}; {retry}"
-        if outcome == "interrupted":
+        if outcome is Outcome.INTERRUPTED:
             return JobState.FAILED, f"the training process was stopped from outside trainpilot; {retry}"
         return JobState.FAILED, f"the training process exited with code {code} and no result; see the log"
 
@@ -285,27 +286,30 @@ class Daemon:
         state: JobState,
         error: str | None,
         folder: Path | None = None,
-        result: dict[str, Any] | None = None,
+        result: WorkerResult | None = None,
     ) -> None:
-        record = self.spool.finish(claim, state, error)
+        """Move the job to its terminal state. status.json is written first, so whoever sees the job
+        in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless."""
+        try:
+            self._update_status(folder or self.spool.run_folder(claim.record), state, error, result)
+        finally:
+            record = self.spool.finish(claim, state, error)
         log.info("job %s (%s) %s%s", record.id, record.name, state, f": {error}" if error else "")
-        self._update_status(folder or self.spool.run_folder(record), state.value, error, result or {})
 
     def _update_status(
-        self, folder: Path | None, state: str, error: str | None, result: dict[str, Any]
+        self, folder: Path | None, state: JobState, error: str | None, result: WorkerResult | None
     ) -> None:
         status = read_status(folder) if folder is not None else None
         if status is None:
             return  # the job never got as far as its run folder
-        update: dict[str, Any] = {"state": state, "error": error, "pid": None, "updated_at": utcnow()}
-        lora = result.get("lora") or _last_save(folder, status.name)
-        if lora:
-            update["lora"] = lora
-        if result.get("step") is not None:
-            update["step"] = result["step"]
-        if state in ("done", "failed", "cancelled"):
-            update["finished_at"] = utcnow()
-        write_status(folder, status.model_copy(update=update))
+        now = utcnow()
+        step = result.step if result is not None and result.step is not None else status.step
+        lora = (result.lora if result is not None else None) or _last_save(folder, status.name) or status.lora
+        finished = now if state.terminal else status.finished_at
+        changed = status.changed(
+            state=state, error=error, pid=None, updated_at=now, step=step, lora=lora, finished_at=finished
+        )
+        write_status(folder, changed)
 
     def _only_settled(self) -> bool:
         record = self.spool.locate(self.only) if self.only else None
@@ -335,14 +339,6 @@ def _last_save(folder: Path, name: str) -> str | None:
     """The newest periodic save (step or epoch) of a run that stopped without reporting one (killed)."""
     saves = RunFolder(folder, name).saves()
     return str(saves[-1]) if saves else None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def detect_devices(requested: str | None = None) -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.spec import DIALECTS, LoadedSpec, load_spec
 from lorapilot.workspace import Workspace
 
 
-class UsageError(Exception):
+class UsageError(LoraPilotError):
     """The command line itself is incomplete."""
 
 

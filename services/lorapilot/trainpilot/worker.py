@@ -19,34 +19,28 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from multiprocessing import reduction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from lorapilot.atomic_files import write_atomic, write_json_atomic
+from lorapilot.atomic_files import write_atomic
+from lorapilot.errors import LoraPilotError
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
-from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, SpoolError, read_status, write_status
-from lorapilot.spool.job import read_record, validation_issues
+from lorapilot.spec.issues import validation_issues
+from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, write_status
+from lorapilot.spool.job import read_record
 from lorapilot.spool.status import utcnow
+from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
 from lorapilot.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lorapilot.engine.progress import Progress  # the engine (torch) loads in the process only
 
 log = logging.getLogger("lorapilot.trainpilot.worker")
 HEARTBEAT_S = 2.0  # status.json's updated_at is refreshed at least this often while training
 STATUS_EVERY_S = 0.5  # progress is written at most this often (and at the last step)
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """What the daemon tells a training process (picklable: it crosses the process boundary)."""
-
-    workspace: str
-    job_path: str  # the job file in running/
-    result_path: str
-    devices: str | None = None  # CUDA_VISIBLE_DEVICES for this process; None leaves it as it is
-    processes: int = 1  # more than 1: data-parallel over that many processes (one per GPU)
 
 
 class InheritedFd:
@@ -99,10 +93,10 @@ def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> Non
     try:
         result = job.run()
     except Interrupted as exc:
-        result = {"outcome": "interrupted", "error": str(exc), **job.facts()}
-    write_json_atomic(Path(assignment.result_path), result)
+        result = job.result(Outcome.INTERRUPTED, error=str(exc))
+    result.write(Path(assignment.result_path))
     logging.shutdown()
-    sys.exit(1 if result["outcome"] == "failed" else 0)
+    sys.exit(1 if result.outcome is Outcome.FAILED else 0)
 
 
 def _stop_with_daemon(lifeline: int) -> None:
@@ -132,19 +126,19 @@ class JobProcess:
         self.status_lock = threading.Lock()
         self.last_write = 0.0
 
-    def facts(self) -> dict[str, Any]:
-        status = self.status
-        return {
-            "folder": str(self.folder) if self.folder else None,
-            "step": status.step if status else 0,
-        }
+    def result(
+        self, outcome: Outcome, *, error: str | None = None, lora: str | None = None, step: int | None = None
+    ) -> WorkerResult:
+        """The result file's content: the outcome, with the run folder and the step reached."""
+        if step is None:
+            step = self.status.step if self.status else 0
+        return WorkerResult(outcome=outcome, error=error, folder=self.folder, step=step, lora=lora)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> WorkerResult:
         try:
             spec = self._spec()
-        except (SpecError, SpoolError) as exc:
-            message = exc.render() if isinstance(exc, SpecError) else str(exc)
-            return {"outcome": "failed", "error": f"invalid job: {message}", **self.facts()}
+        except LoraPilotError as exc:
+            return self.result(Outcome.FAILED, error=f"invalid job: {exc}")
         self.folder = Path(spec.output.folder)
         self._begin()
         beat = threading.Thread(target=self._heartbeat, daemon=True)
@@ -198,7 +192,7 @@ class JobProcess:
         self.status = RunStatus(
             id=self.record.id,
             name=self.record.name,
-            state="running",
+            state=JobState.RUNNING,
             step=old.step if old else 0,
             total=old.total if old else None,
             attempt=(old.attempt if old else 0) + 1,
@@ -210,11 +204,10 @@ class JobProcess:
         )
         write_status(self.folder, self.status)
 
-    def _train(self, spec: TrainSpec) -> dict[str, Any]:
-        from lorapilot.data.images import ImageError  # noqa: PLC0415 - torch only in the training process
-        from lorapilot.engine import train  # noqa: PLC0415
-        from lorapilot.engine.families.loading import ModelLoadError  # noqa: PLC0415
-        from lorapilot.engine.optim import OptimizerError  # noqa: PLC0415
+    def _train(self, spec: TrainSpec) -> WorkerResult:
+        """Train; an error the user can fix is reported as its message, anything else is a bug and
+        goes to the log with its traceback."""
+        from lorapilot.engine import train  # noqa: PLC0415 - torch only in the training process
 
         try:
             if self.assignment.processes > 1:
@@ -231,32 +224,30 @@ class JobProcess:
                 )
             else:
                 result = train(spec, self.ws, self._progress, resume=True, show_progress=False)
-        except (ImageError, ModelLoadError, OptimizerError) as exc:
-            return {"outcome": "failed", "error": str(exc), **self.facts()}
+        except LoraPilotError as exc:
+            return self.result(Outcome.FAILED, error=str(exc))
         except Interrupted:
             raise
         except Exception as exc:
             log.error("training raised:\n%s", traceback.format_exc())
-            return {"outcome": "failed", "error": _describe(exc), **self.facts()}
-        outcome = "interrupted" if result.interrupted else "done"
-        return {"outcome": outcome, "lora": str(result.lora), **self.facts(), "step": result.steps}
+            return self.result(Outcome.FAILED, error=_describe(exc))
+        outcome = Outcome.INTERRUPTED if result.interrupted else Outcome.DONE
+        return self.result(outcome, lora=str(result.lora), step=result.steps)
 
-    def _progress(self, progress: Any) -> None:
+    def _progress(self, progress: Progress) -> None:
         from lorapilot.engine import StopTraining  # noqa: PLC0415
 
         self.stop.in_loop = True
         with self.status_lock:
             assert self.status is not None
-            self.status = self.status.model_copy(
-                update={
-                    "step": progress.step,
-                    "total": progress.total,
-                    "loss": progress.loss,
-                    "lr": progress.lr,
-                    "it_per_s": progress.it_per_s,
-                    "eta_s": progress.eta_s,
-                    "epoch": progress.epoch,
-                }
+            self.status = self.status.changed(
+                step=progress.step,
+                total=progress.total,
+                loss=progress.loss,
+                lr=progress.lr,
+                it_per_s=progress.it_per_s,
+                eta_s=progress.eta_s,
+                epoch=progress.epoch,
             )
             now = time.monotonic()
             if now - self.last_write >= STATUS_EVERY_S or progress.step == progress.total:
@@ -266,7 +257,7 @@ class JobProcess:
 
     def _write_status(self) -> None:
         assert self.status is not None and self.folder is not None
-        self.status = self.status.model_copy(update={"updated_at": utcnow()})
+        self.status = self.status.changed(updated_at=utcnow())
         write_status(self.folder, self.status)
         self.last_write = time.monotonic()
 

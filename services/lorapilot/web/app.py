@@ -19,6 +19,7 @@ from flask import Flask, Request, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.web import auth
 from lorapilot.web.credentials import appliance_password, session_key
 from lorapilot.web.csrf import csrf_ok, csrf_token
@@ -90,12 +91,14 @@ def create_appliance_app(
     app.before_request(_guard)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(RefusedRequestError, _refused)
+    app.register_error_handler(LoraPilotError, _refused)
     return app
 
 
-def _refused(exc: RefusedRequestError) -> tuple[WerkzeugResponse, int]:
-    return jsonify(error=str(exc)), exc.status
+def _refused(exc: LoraPilotError) -> tuple[WerkzeugResponse, int]:
+    """An error the user can fix, answered with its message: a refused request with its own status,
+    any other (a bad path, image or dataset) with 400. Services may register narrower handlers."""
+    return jsonify(error=str(exc)), exc.status if isinstance(exc, RefusedRequestError) else 400
 
 
 def _healthz() -> WerkzeugResponse:

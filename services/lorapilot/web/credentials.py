@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ SESSION_KEY_FILE = "web-session-key"
 MIN_PASSWORD_LENGTH = 8
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(LoraPilotError, RuntimeError):
     """A secret file exists but cannot be used (unreadable or empty)."""
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
-from lorapilot.comfy.bridge import STATE_FILE, Bridge, render_sweep
+from lorapilot.comfy.bridge import STATE_FILE, Bridge
 from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.settings import load_settings
+from lorapilot.comfy.sweep import render_sweep
 from lorapilot.testing.trained_runs import add_done_job
 from lorapilot.trainpilot.cli import main as trainpilot
 

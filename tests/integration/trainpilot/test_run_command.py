@@ -13,3 +13,20 @@ def test_run_without_a_daemon_trains_in_the_foreground(ws, cli, watch):
     assert (ws.outputs / "test_a" / "test_a.safetensors").is_file()
     assert len(watch.jobs()["done"]) == 1
     assert json.loads(cli("status", "test_a", "--json").stdout)["status"]["state"] == "done"
+
+
+def test_a_dataset_with_no_usable_image_fails_with_its_message_and_no_traceback(ws, cli, watch):
+    unreadable = ws.images / "1_unreadable"
+    unreadable.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (unreadable / name).write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 10)
+    skip = ("--set", "training.skip_bad_images=true")  # skipping every image leaves none: DatasetError
+    failed = cli("run", "--dataset", "unreadable", "--profile", "tiny", "--name", "empty", *skip)
+
+    assert failed.returncode == 1
+    message = f"dataset folder {unreadable} has no usable images: all 2 could not be read"
+    assert f"empty failed: {message}" in failed.stderr
+    assert "Traceback" not in failed.stderr and "DatasetError" not in failed.stderr
+    [job_id] = watch.jobs()["failed"]
+    assert (ws.job_dir("failed") / f"{job_id}.error").read_text().startswith(message)
+    assert watch.status("empty")["state"] == "failed" and watch.status("empty")["error"].startswith(message)

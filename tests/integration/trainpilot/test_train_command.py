@@ -104,3 +104,16 @@ def test_train_reports_a_broken_image_by_name_without_a_traceback(tmp_path, tiny
     assert done.returncode == 1
     assert "training failed:" in done.stderr and "broken.jpg" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_train_reports_a_dataset_it_cannot_use_without_a_traceback(tmp_path, tiny_models):
+    ws = Workspace.from_env(tmp_path / "ws").ensure()
+    shutil.copytree(tiny_models["sd15"], ws.model_dir("diffusers") / "tiny-sd15")
+    (ws.images / "1_unreadable").mkdir()
+    (ws.images / "1_unreadable" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 10)
+    config = ws.root / "skip.yaml"
+    config.write_text(CONFIG)
+    done = run(ws, "train", str(config), "--dataset", "unreadable", "--set", "training.skip_bad_images=true")
+    assert done.returncode == 1
+    assert "training failed: dataset folder" in done.stderr and "has no usable images" in done.stderr
+    assert "Traceback" not in done.stderr

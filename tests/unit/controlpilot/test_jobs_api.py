@@ -134,13 +134,13 @@ def test_lora_download_serves_the_final_file_only_once_it_exists(session, ws):
     lora = ws.outputs / "dl" / "dl.safetensors"
     lora.write_bytes(b"lora-bytes")
     status = read_status(lora.parent)
-    write_status(lora.parent, status.model_copy(update={"state": "done", "lora": str(lora)}))
+    write_status(lora.parent, status.changed(state=JobState.DONE, lora=str(lora)))
     reply = session.call("GET", "/api/jobs/dl/lora")
     assert reply.status_code == 200 and reply.data == b"lora-bytes"
     assert "filename=dl.safetensors" in reply.headers["Content-Disposition"]
     outside = ws.root / "elsewhere.safetensors"
     outside.write_bytes(b"secret")
-    write_status(lora.parent, status.model_copy(update={"lora": str(outside)}))
+    write_status(lora.parent, status.changed(lora=str(outside)))
     assert session.call("GET", "/api/jobs/dl/lora").data == b"lora-bytes"  # never a file outside the run
 
 
@@ -170,3 +170,14 @@ def test_an_uploaded_config_file_in_a_form_is_accepted(session):
     )
     assert reply.status_code == 200, reply.text
     assert reply.get_json()["spec"]["output"]["name"] == "up"
+
+
+def test_queue_options_out_of_range_are_refused_naming_the_field(session, ws):
+    for extra, says in (
+        ({"gpus": 0}, "gpus: must be 1 or more, or 'all'"),
+        ({"priority": 5000}, "priority: Input should be less than or equal to 1000"),
+        ({"priority": "hi", "gpus": "two"}, "priority: expected a whole number, found 'hi'; gpus: expected"),
+    ):
+        reply = session.call("POST", "/api/jobs", json={**QUICK, "name": "ranged", **extra})
+        assert reply.status_code == 400 and says in reply.get_json()["error"], reply.text
+    assert not list(ws.job_dir("incoming").iterdir())

@@ -303,3 +303,15 @@ def test_the_models_page_links_back_to_training_and_tagpilot(session):
         assert session.call("GET", f"/assets/{name}").status_code == 200
     assert session.call("GET", "/assets/other.js").status_code == 404
     assert session.call("GET", "/assets/..%2fapp.py").status_code == 404
+
+
+def test_a_misspelt_download_field_is_refused_and_the_token_is_never_repeated(session):
+    body = {"repo_id": "owner/models", "filname": "unet/w.safetensors", "token": "hf_secret_value"}
+    reply = session.call("POST", "/api/models/download", json=body)
+    assert reply.status_code == 400
+    assert reply.get_json()["error"] == (
+        "unknown field(s) filname; accepted: repo_id, filename, name, kind, token"
+    )
+    bad_token = session.call("POST", "/api/models/download", json={"repo_id": "a/b", "token": 5})
+    assert bad_token.status_code == 400 and bad_token.get_json()["error"].startswith("token: ")
+    assert session.ok("GET", "/api/models/downloads") == {"downloads": []}

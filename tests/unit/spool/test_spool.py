@@ -15,7 +15,7 @@ from lorapilot.spool import (
     Spool,
     WrongStateError,
 )
-from lorapilot.spool.store import try_lock
+from lorapilot.spool.store import DaemonInfo, try_lock
 from lorapilot.workspace import Workspace
 
 T0 = datetime(2025, 2, 11, 12, 0, tzinfo=UTC)
@@ -146,8 +146,9 @@ def test_hidden_and_temporary_files_are_not_jobs(spool):
 
 
 def test_a_dead_daemon_registration_is_not_live(spool):
-    registration = spool.register_daemon({"pid": os.getpid()})
-    assert [d["pid"] for d in spool.live_daemons()] == [os.getpid()]
+    me = DaemonInfo(pid=os.getpid(), host="here", devices=["cpu"])
+    registration = spool.register_daemon(me)
+    assert spool.live_daemons() == [me]
     os.close(registration.fd)  # what the kernel does when the daemon dies
     assert spool.live_daemons() == []
     assert not registration.path.exists()

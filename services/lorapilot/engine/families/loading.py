@@ -16,12 +16,13 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 
 from lorapilot.engine.families.clip_vocab import ClipVocabMissingError
 from lorapilot.engine.families.reference_configs import materialize
+from lorapilot.errors import LoraPilotError
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(LoraPilotError, RuntimeError):
     """The model named by the spec cannot be loaded; the message names the path and the fix."""
 
 

@@ -1,4 +1,5 @@
-"""What `list` and `status` show: one job as a dict (their `--json`), and as text for people."""
+"""What `list` and `status` print for people, from the job views (lorapilot.spool.views) that their
+`--json` prints as they are."""
 
 from __future__ import annotations
 
@@ -6,53 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status
-
-
-def job_view(spool: Spool, record: JobRecord, position: int | None = None) -> dict[str, Any]:
-    """A job's spool facts joined with its run's status.json (the JSON of `list` and `status`)."""
-    folder = spool.run_folder(record)
-    status = read_status(folder) if folder is not None else None
-    error = spool.error_of(record) if record.state is JobState.FAILED or record.problem else None
-    if error is None and status is not None and record.state is JobState.FAILED:
-        error = status.error
-    job = record.job
-    return {
-        "id": record.id,
-        "name": record.name,
-        "state": _state(spool, record, status),
-        "priority": record.priority,
-        "gpus": job.gpus if job is not None else 1,
-        "position": position,
-        "submitted_at": record.submitted_at.isoformat(),
-        "file": str(record.path),
-        "folder": str(folder) if folder is not None else None,
-        "error": error,
-        "status": status.model_dump(mode="json") if status is not None else None,
-    }
-
-
-def _state(spool: Spool, record: JobRecord, status: RunStatus | None) -> str:
-    """The spool folder decides; `interrupted` tells a job in running/ that no process trains (its
-    daemon stopped or died; it resumes on the next start) from one that trains."""
-    if record.state is JobState.RUNNING:
-        paused = status is not None and status.state == "interrupted"
-        if paused or not spool.owned(record):
-            return "interrupted"
-    return record.state.value
-
-
-def all_views(spool: Spool) -> list[dict[str, Any]]:
-    """Every job, oldest submission first; queued jobs carry their place in the queue (1 = next)."""
-    positions = {r.id: i for i, r in enumerate(spool.queued(), start=1)}
-    records = sorted(spool.records(), key=lambda r: (r.submitted_at, r.id))
-    return [job_view(spool, r, positions.get(r.id)) for r in records]
+from lorapilot.spool import JobState
 
 
 def progress_text(view: dict[str, Any]) -> str:
     status = view["status"] or {}
-    if view["state"] == "queued":
-        return f"#{view['position']} in queue" if view["position"] else "queued"
+    if view["state"] == JobState.QUEUED:
+        return f"#{view['position']} in queue" if view["position"] else JobState.QUEUED.value
     total = status.get("total")
     return f"{status.get('step', 0)}/{total}" if total else "-"
 
@@ -88,7 +49,7 @@ def describe(view: dict[str, Any]) -> str:
             parts.append(f"lr {status['lr']:.3g}")
         if status.get("it_per_s"):
             parts.append(f"{status['it_per_s']:.2f} it/s")
-        if view["state"] == "running" and status.get("eta_s") is not None:
+        if view["state"] == JobState.RUNNING and status.get("eta_s") is not None:
             parts.append(f"ETA {_duration(status['eta_s'])}")
         lines.append("progress:  " + ", ".join(parts))
     if view["position"]:
