@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from lorapilot.web.serving import prepare_service, serve
+from lorapilot.web.serving import prepare_service, serve, user_errors_end
 
 DEFAULT_PORT = 7878
 
@@ -31,12 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    workspace = prepare_service(args.workspace)
-    from lorapilot.controlpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
+    with user_errors_end("controlpilot"):
+        args = parse_args(argv)
+        workspace = prepare_service(args.workspace)
+        from lorapilot.controlpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
 
-    app = create_app({"CONTROLPILOT_SUPERVISOR_CONFIG": args.supervisor_config}, workspace=workspace)
-    serve(app, args.host, args.port, args.threads)
+        app = create_app({"CONTROLPILOT_SUPERVISOR_CONFIG": args.supervisor_config}, workspace=workspace)
+        serve(app, args.host, args.port, args.threads)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from lorapilot.web.serving import prepare_service, serve
+from lorapilot.web.serving import prepare_service, serve, user_errors_end
 
 MB = 1024 * 1024
 DEFAULT_PORT = 7861
@@ -29,20 +29,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    workspace = prepare_service(args.workspace)
-    from lorapilot.tagpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
+    with user_errors_end("tagpilot"):
+        args = parse_args(argv)
+        workspace = prepare_service(args.workspace)
+        from lorapilot.tagpilot.app import create_app  # noqa: PLC0415 - after logging and TMPDIR are set
 
-    app = create_app(
-        {
-            "MAX_CONTENT_LENGTH": args.max_upload_mb * MB,
-            "TAGPILOT_MAX_IMAGE_BYTES": args.max_image_mb * MB,
-            "TAGPILOT_MAX_ZIP_TOTAL_BYTES": args.max_zip_mb * MB,
-            "TAGPILOT_CAPTIONER_IDLE_S": args.captioner_idle_s,
-        },
-        workspace=workspace,
-    )
-    serve(app, args.host, args.port, args.threads)
+        app = create_app(
+            {
+                "MAX_CONTENT_LENGTH": args.max_upload_mb * MB,
+                "TAGPILOT_MAX_IMAGE_BYTES": args.max_image_mb * MB,
+                "TAGPILOT_MAX_ZIP_TOTAL_BYTES": args.max_zip_mb * MB,
+                "TAGPILOT_CAPTIONER_IDLE_S": args.captioner_idle_s,
+            },
+            workspace=workspace,
+        )
+        serve(app, args.host, args.port, args.threads)
 
 
 if __name__ == "__main__":

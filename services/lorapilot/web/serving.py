@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from lorapilot.errors import LoraPilotError
 from lorapilot.workspace import Workspace
 
 
@@ -29,6 +33,17 @@ class _Gunicorn(BaseApplication):
 
     def load(self) -> Any:
         return self.application
+
+
+@contextmanager
+def user_errors_end(program: str) -> Iterator[None]:
+    """A user's mistake found while a service starts (a password too short, an unreadable secret
+    file) ends it with the message and exit code 2, one line in supervisord's log, not a traceback."""
+    try:
+        yield
+    except LoraPilotError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def prepare_service(workspace_root: str | None) -> Workspace:
