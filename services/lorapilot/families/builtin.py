@@ -59,6 +59,12 @@ UNET_TARGETS = LoraTargets(UNET_ATTENTION, conv=UNET_CONV, text_encoder=CLIP_ATT
 CHECKPOINT_GRAPH = ComfyGraph("checkpoint", ("ckpt_name",))
 FLUX_FILES = ("unet_name", "clip_name1", "clip_name2", "vae_name")
 FLUX_OPTIONS = frozen_mapping({"weight_dtype": "default"})
+UNET_DDPM = {  # what SD1.x, SD2.x and SDXL share
+    "denoiser": "unet",
+    "objective": "ddpm",
+    "comfy": CHECKPOINT_GRAPH,
+    "lora": UNET_TARGETS,
+}
 FLOW_TRANSFORMER = {
     "denoiser": "transformer",
     "objective": "flow",
@@ -72,8 +78,6 @@ SD15 = register(
     Family(
         id="sd15",
         label="SD1.5",
-        denoiser="unet",
-        objective="ddpm",
         native_resolution=512,
         recognition=Recognition(
             pipeline_classes=("StableDiffusionPipeline",),
@@ -82,17 +86,14 @@ SD15 = register(
             trusted_with=("sd2",),
         ),
         kohya=KohyaNames("sd_v1"),
-        comfy=CHECKPOINT_GRAPH,
-        lora=UNET_TARGETS,
         aliases=frozen_mapping({AITOOLKIT_ARCH: ("sd1", "sd15")}),
+        **UNET_DDPM,
     )
 )
 SD2 = register(
     Family(
         id="sd2",
         label="SD2.x",
-        denoiser="unet",
-        objective="ddpm",
         native_resolution=768,
         recognition=Recognition(
             pipeline_classes=("StableDiffusionPipeline",),
@@ -106,17 +107,14 @@ SD2 = register(
             trusted_with=("sd15",),
         ),
         kohya=KohyaNames("sd_v2", v2=True),
-        comfy=CHECKPOINT_GRAPH,
-        lora=UNET_TARGETS,
         aliases=frozen_mapping({AITOOLKIT_ARCH: ("sd2",), AITOOLKIT_FLAG: ("is_v2",), KOHYA_FLAG: ("v2",)}),
+        **UNET_DDPM,
     )
 )
 SDXL = register(
     Family(
         id="sdxl",
         label="SDXL",
-        denoiser="unet",
-        objective="ddpm",
         native_resolution=1024,
         recognition=Recognition(
             pipeline_classes=("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"),
@@ -124,8 +122,6 @@ SDXL = register(
             name_pattern=r"xl|sdxl|pony|illustrious",
         ),
         kohya=KohyaNames("sdxl_base_v1-0"),
-        comfy=CHECKPOINT_GRAPH,
-        lora=UNET_TARGETS,
         aliases=frozen_mapping(
             {
                 AITOOLKIT_ARCH: ("sdxl",),
@@ -134,6 +130,7 @@ SDXL = register(
                 KOHYA_FLAG: ("sdxl",),
             }
         ),
+        **UNET_DDPM,
     )
 )
 SD3 = register(
