@@ -4,7 +4,8 @@ TagPilot, ControlPilot, the ComfyUI workflows, kohya metadata and the engine's a
 No module outside this package spells a family id; they use these constants or the registry.
 """
 
-from lorapilot.families.builtin import FLUX_DEV, FLUX_SCHNELL, SD2, SD3, SD15, SDXL
+from lorapilot.families import builtin
+from lorapilot.families.builtin import *  # noqa: F403 - every family's constant: SD15, SDXL, FLUX_DEV, …
 from lorapilot.families.family import ComfyGraph, Family, KohyaNames, LoraTargets, Recognition
 from lorapilot.families.registry import (
     AITOOLKIT_ARCH,
@@ -23,18 +24,13 @@ from lorapilot.families.registry import (
     where,
 )
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 - the family constants are added from builtin.__all__
+    *builtin.__all__,
     "AITOOLKIT_ARCH",
     "AITOOLKIT_FLAG",
     "DIFFUSION_PIPE_TYPE",
-    "FLUX_DEV",
-    "FLUX_SCHNELL",
     "KOHYA_COMPONENT",
     "KOHYA_FLAG",
-    "SD2",
-    "SD3",
-    "SD15",
-    "SDXL",
     "ComfyGraph",
     "Family",
     "KohyaNames",

@@ -197,3 +197,6 @@ FLUX_SCHNELL = register(  # timestep-distilled: no guidance embedding
         **FLOW_TRANSFORMER,
     )
 )
+
+# Every family's constant (SD15, SDXL, …), which `lorapilot.families` re-exports.
+__all__ = [name for name, value in list(globals().items()) if isinstance(value, Family)]
