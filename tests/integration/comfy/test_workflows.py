@@ -11,24 +11,16 @@ from lorapilot.comfy.client import ComfyClient
 from lorapilot.comfy.workflows import Base, LoraUse, Render, build, check
 from lorapilot.testing.comfyui_nodes import object_info
 
-BASES = {
-    "sd15": {"ckpt_name": "base-sd15.safetensors"},
-    "sd2": {"ckpt_name": "base-sd15.safetensors"},
-    "sdxl": {"ckpt_name": "base-sd15.safetensors"},
-    "sd3": {
-        "ckpt_name": "base-sd15.safetensors",
-        "clip_name1": "clip_l.safetensors",
-        "clip_name2": "clip_g.safetensors",
-        "clip_name3": "t5xxl_fp16.safetensors",
-    },
-    "flux-dev": {
-        "unet_name": "flux1-dev.safetensors",
-        "clip_name1": "clip_l.safetensors",
-        "clip_name2": "t5xxl_fp16.safetensors",
-        "vae_name": "ae.safetensors",
-    },
+# A file the fake ComfyUI lists for each loader input (comfy_ws): every family's bases from these.
+FILE_FOR_INPUT = {
+    "ckpt_name": "base-sd15.safetensors",
+    "unet_name": "flux1-dev.safetensors",
+    "clip_name1": "clip_l.safetensors",
+    "clip_name2": "t5xxl_fp16.safetensors",
+    "clip_name3": "t5xxl_fp16.safetensors",
+    "vae_name": "ae.safetensors",
 }
-BASES["flux-schnell"] = BASES["flux-dev"]
+BASES = {f.id: {key: FILE_FOR_INPUT[key] for key in f.comfy.files} for f in families.all_families()}
 BLEND = (LoraUse("a.safetensors", 1.0), LoraUse("b.safetensors", 0.6))
 
 

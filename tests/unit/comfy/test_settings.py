@@ -125,7 +125,7 @@ def test_an_empty_url_or_base_file_is_left_out_and_the_default_applies(ws, monke
         ({"strengths": (True,)}, "strengths: each a number"),
         ({"strengths": ("0.5",)}, "strengths: each a number"),
         ({"test_after_publish": "yes"}, "test_after_publish: true or false"),
-        ({"bases": {"sd35": {"ckpt_name": "x"}}}, "bases.sd35: unknown family; known: sd15"),
+        ({"bases": {"sd9": {"ckpt_name": "x"}}}, "bases.sd9: unknown family; known: sd15"),
         (
             {"bases": {"sd15": {"unet_name": "x"}}},
             "bases.sd15.unet_name: sd15 workflows take no 'unet_name', only",

@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 from transformers import CLIPTokenizer
 
+from lorapilot import families
 from lorapilot.testing import tiny_models
 from lorapilot.testing.ldm_checkpoint import SINGLE_FILE_FAMILIES, unet_to_ldm
 from lorapilot.testing.tiny_models import (
@@ -22,14 +23,8 @@ from lorapilot.testing.tiny_models import (
     single_file_path,
 )
 
-PIPELINES = {
-    "sd15": diffusers.StableDiffusionPipeline,
-    "sd2": diffusers.StableDiffusionPipeline,
-    "sdxl": diffusers.StableDiffusionXLPipeline,
-    "sd3": diffusers.StableDiffusion3Pipeline,
-    "flux-dev": diffusers.FluxPipeline,
-    "flux-schnell": diffusers.FluxPipeline,
-}
+# The pipeline class each registered family's diffusers folders name.
+PIPELINES = {f.id: getattr(diffusers, f.recognition.pipeline_classes[0]) for f in families.all_families()}
 
 
 def test_every_family_has_a_tiny_model():
