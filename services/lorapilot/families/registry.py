@@ -7,8 +7,6 @@ an earlier one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from lorapilot.errors import LoraPilotError
 from lorapilot.families.family import Family
 
@@ -66,10 +64,9 @@ def newest_first() -> tuple[Family, ...]:
     return tuple(reversed(_FAMILIES.values()))
 
 
-def where(families: Iterable[Family] | None = None, **facts: object) -> tuple[Family, ...]:
+def where(**facts: object) -> tuple[Family, ...]:
     """The families whose attributes equal `facts`, e.g. `where(flow=True)`."""
-    pool = all_families() if families is None else tuple(families)
-    return tuple(f for f in pool if all(getattr(f, name) == value for name, value in facts.items()))
+    return tuple(f for f in all_families() if all(getattr(f, name) == value for name, value in facts.items()))
 
 
 def alias_names(dialect: str) -> tuple[str, ...]:
