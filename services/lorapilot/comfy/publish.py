@@ -93,7 +93,7 @@ def sidecar_document(record: JobRecord, spec: dict[str, Any], sha256: str, sourc
         "family": model.get("family"),
         "base_model": model.get("path"),
         "trigger_words": list(dict.fromkeys(triggers)),
-        "sample_prompts": list(sample.get("prompts") or []),
+        "sample_prompts": [p["text"] if isinstance(p, dict) else p for p in sample.get("prompts") or []],
         "negative_prompt": sample.get("negative_prompt") or "",
         "source": str(source),
         "sha256": sha256,

@@ -32,7 +32,9 @@ def sample_prompts(spec: TrainSpec) -> list[str]:
     if not spec.sample.prompts:
         return []
     trigger = sample_trigger(spec)
-    return [*(apply_trigger(p, trigger) for p in spec.sample.prompts), spec.sample.negative_prompt]
+    negatives = {p.negative_prompt for p in spec.sample.prompts if p.negative_prompt is not None}
+    texts = [apply_trigger(p.text, trigger) for p in spec.sample.prompts]
+    return [*texts, spec.sample.negative_prompt, *sorted(negatives)]
 
 
 @torch.no_grad()
@@ -59,7 +61,7 @@ def render_samples(
     written = []
     for index, (prompt, path) in enumerate(zip(sample.prompts, paths, strict=False)):
         generator = torch.Generator(device="cpu").manual_seed(sample.seed + index)
-        text = apply_trigger(prompt, trigger)
+        text = apply_trigger(prompt.text, trigger)
         if embeddings is None:
             call = {**arguments, "prompt": text}
         else:

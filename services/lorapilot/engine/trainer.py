@@ -125,7 +125,9 @@ class Trainer:
         self.sampler = BucketBatchSampler([p.item.bucket for p in self.items], batch, seed=t.seed)
         self.batches_per_epoch = len(self.sampler)
         updates_per_epoch = max(1, math.ceil(self.batches_per_epoch / t.gradient_accumulation_steps))
-        self.total_steps = t.max_steps or updates_per_epoch * (t.epochs or 1)
+        # Both set: whichever ends first (diffusion-pipe's rule; kohya's reader keeps epochs only).
+        lengths = [n for n in (t.max_steps, t.epochs and updates_per_epoch * t.epochs) if n]
+        self.total_steps = min(lengths) if lengths else updates_per_epoch
         self.epochs = math.ceil(self.total_steps / updates_per_epoch)
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
         use_scaler = t.mixed_precision == "fp16"

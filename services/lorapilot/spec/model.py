@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from lorapilot import families
 
@@ -50,13 +50,25 @@ class ModelSpec(Section):
     vae: str | None = Field(None, description="VAE override: folder, file or hub id")
     v_parameterization: bool = Field(False, description="train against v-prediction targets (SD2 768-v)")
     weight_dtype: Dtype = Field("bf16", description="dtype of the frozen base weights")
-    quantize: Literal["none", "int8", "nf4"] = Field(
-        "none", description="bitsandbytes quantisation of the frozen denoiser (CUDA only)"
+    quantize: Literal["none", "int8", "nf4", "float8"] = Field(
+        "none",
+        description="frozen denoiser weights: int8/nf4 bitsandbytes (CUDA only), or float8 storage "
+        "computed in the training dtype (any device)",
+    )
+    clip_l: str | None = Field(None, description="CLIP-L text encoder file of a split-file FLUX/SD3 model")
+    clip_g: str | None = Field(None, description="CLIP-G text encoder file of a split-file SD3 model")
+    t5xxl: str | None = Field(
+        None, description="T5-XXL text encoder file (fp16 or fp8) of a split-file model"
+    )
+    assistant_lora: str | None = Field(
+        None,
+        description="LoRA merged into the base while training and left out of samples and the saved "
+        "LoRA (ai-toolkit's schnell training adapter)",
     )
 
     @model_validator(mode="after")
     def _quantize_family(self) -> ModelSpec:
-        if self.quantize != "none" and not families.get(self.family).quantizable:
+        if self.quantize in ("int8", "nf4") and not families.get(self.family).quantizable:
             raise ValueError(
                 f"quantize applies to the large transformer models ({_ids(quantizable=True)}); "
                 f"{self.family} trains in bf16/fp16 within 24 GB already"
@@ -140,6 +152,9 @@ class DatasetSpec(Section):
     caption_dropout: float = Field(0.0, ge=0.0, le=1.0, description="chance of an empty caption")
     cache_latents_to_disk: bool = Field(True, description="keep VAE latents in the workspace cache")
     flip: bool = Field(False, description="random horizontal flips")
+    batch_size: int | None = Field(
+        None, ge=1, le=1024, description="images per batch from this dataset; default training.batch_size"
+    )
 
     @field_validator("caption_extension")
     @classmethod
@@ -181,8 +196,12 @@ class EarlyStoppingSpec(Section):
 
 
 class TrainingSpec(Section):
-    max_steps: int | None = Field(None, ge=1, le=10_000_000, description="optimizer steps to train")
-    epochs: int | None = Field(None, ge=1, le=100_000, description="passes over the data (instead of steps)")
+    max_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="optimizer steps to train; with epochs, whichever ends first"
+    )
+    epochs: int | None = Field(
+        None, ge=1, le=100_000, description="passes over the data; with max_steps, whichever ends first"
+    )
     batch_size: int = Field(1, ge=1, le=1024, description="images per micro-batch (per process)")
     gradient_accumulation_steps: int = Field(
         1, ge=1, le=1024, description="micro-batches whose gradients add up to one optimizer step"
@@ -226,6 +245,17 @@ class TrainingSpec(Section):
     )
     guidance_scale: float = Field(1.0, ge=0, description="FLUX-dev guidance embedding while training")
     prior_loss_weight: float = Field(1.0, ge=0, description="loss weight of regularization images")
+    balance_reg: bool = Field(
+        False,
+        description="repeat or trim regularization images to as many per epoch as training images (kohya)",
+    )
+    min_timestep: int | None = Field(None, ge=0, le=999, description="UNet models: lowest training timestep")
+    max_timestep: int | None = Field(
+        None, ge=1, le=1000, description="UNet models: training timesteps stay below this"
+    )
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, le=1000, description="LoRA+: the up (B) matrices learn at this multiple of the LR"
+    )
     clip_skip: int | None = Field(
         None,
         ge=1,
@@ -264,19 +294,38 @@ class TrainingSpec(Section):
 
     @model_validator(mode="after")
     def _length(self) -> TrainingSpec:
-        if self.max_steps is not None and self.epochs is not None:
-            raise ValueError("set either max_steps or epochs, not both")
         if self.max_steps is None and self.epochs is None:
             self.max_steps = 1000
         if self.lr_end >= (self.unet_lr or self.learning_rate):
             raise ValueError(f"lr_end {self.lr_end} must be below the learning rate")
+        low, high = self.min_timestep or 0, self.max_timestep or 1000
+        if low >= high:
+            raise ValueError(f"min_timestep {low} must be below max_timestep {high}")
         return self
+
+
+class SamplePrompt(Section):
+    """One sample prompt; unset options take the sample section's value (kohya's per-line options)."""
+
+    text: str = Field(description="the prompt; [trigger] becomes the dataset's trigger word")
+    negative_prompt: str | None = Field(None, description="this prompt's negative prompt")
+    width: int | None = Field(None, ge=64, le=4096, multiple_of=8, description="this prompt's width (px)")
+    height: int | None = Field(None, ge=64, le=4096, multiple_of=8, description="this prompt's height (px)")
+    steps: int | None = Field(None, ge=1, le=200, description="this prompt's denoising steps")
+    guidance_scale: float | None = Field(None, ge=0, le=50, description="this prompt's guidance scale")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="this prompt's seed")
 
 
 class SampleSpec(Section):
     every: int = Field(0, ge=0, description="steps between sample renders; 0 turns sampling off")
-    prompts: list[str] = Field(
-        default_factory=list, description="prompts to render; [trigger] becomes the dataset's trigger word"
+    every_n_epochs: int | None = Field(
+        None, ge=1, description="epochs between sample renders (kohya's sample_every_n_epochs)"
+    )
+    at_start: bool = Field(False, description="render the samples once before the first step")
+    prompts: list[SamplePrompt] = Field(
+        default_factory=list,
+        description="prompts to render, each text or {text, negative_prompt, width, height, steps, "
+        "guidance_scale, seed}; [trigger] becomes the dataset's trigger word",
     )
     negative_prompt: str = Field("", description="negative prompt of every sample (UNet and SD3 models)")
     seed: int = Field(42, ge=0, lt=2**32, description="seed of every render, so samples compare over steps")
@@ -289,9 +338,29 @@ class SampleSpec(Section):
         None, ge=64, le=4096, multiple_of=8, description="sample height (px); default: the largest resolution"
     )
 
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"text": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_serializer("prompts")
+    def _plain_texts(self, prompts: list[SamplePrompt]) -> list[Any]:
+        """A prompt without options of its own is written back as its text, as the user wrote it."""
+        return [
+            p.text if not (p.model_fields_set - {"text"}) else p.model_dump(exclude_none=True)
+            for p in prompts
+        ]
+
+    @property
+    def on(self) -> bool:
+        """Whether any renders are asked for."""
+        return bool(self.prompts) and bool(self.every or self.every_n_epochs or self.at_start)
+
     @model_validator(mode="after")
     def _prompts(self) -> SampleSpec:
-        if self.every and not self.prompts:
+        if (self.every or self.every_n_epochs or self.at_start) and not self.prompts:
             raise ValueError("sampling is on (every > 0) but there are no prompts")
         return self
 
@@ -348,6 +417,11 @@ class TrainSpec(Section):
             raise ValueError(
                 f"network.type dora: ComfyUI does not load DoRA magnitudes in {family.label} LoRA files; "
                 "use lora"
+            )
+        if (t.min_timestep is not None or t.max_timestep is not None) and family.flow:
+            raise ValueError(
+                f"training.min_timestep/max_timestep apply to DDPM models; {self.model.family} trains "
+                "with flow matching (use timestep_sampling)"
             )
         if self.network.train_text_encoder and not family.trains_text_encoders:
             raise ValueError(

@@ -72,12 +72,6 @@ CASES: dict[str, tuple[str, str | bytes, tuple[str, ...], tuple[str, ...]]] = {
         ("max_train_steps:", "greater than or equal to 1"),
     ),
     "zero batch": ("c.yaml", OK + "train_batch_size: 0\n", (), ("train_batch_size:",)),
-    "steps and epochs": (
-        "c.yaml",
-        OK + "max_train_steps: 100\nmax_train_epochs: 5\n",
-        (),
-        ("max_train_steps, max_train_epochs: set either max_steps or epochs",),
-    ),
     "missing dataset folder": (
         "c.yaml",
         SD15 + 'train_data_dir: "/workspace/datasets/images/nope"\n',

@@ -19,7 +19,7 @@ from lorapilot.spec.model import ModelSpec, TrainingSpec
 
 def quantization_config(spec: ModelSpec, dtype: torch.dtype) -> BitsAndBytesConfig | None:
     """bitsandbytes settings for `model.quantize`; the LoRA layers stay fp32 on top of them."""
-    if spec.quantize == "none":
+    if spec.quantize in ("none", "float8"):
         return None
     if not torch.cuda.is_available():
         raise ModelLoadError(
