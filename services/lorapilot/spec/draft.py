@@ -119,9 +119,28 @@ class Ignored:
 
 @dataclass(frozen=True)
 class Unsupported:
-    """A real option of the dialect that LoRA Pilot does not do; an error that says so."""
+    """A real option of the dialect that LoRA Pilot does not do: an error that says so, but only
+    when the value would change what is trained. Unset, off or empty values and the trainer's own
+    default (`defaults`) pass with a notice."""
 
     reason: str
+    defaults: tuple[Any, ...] = ()
+
+    def is_neutral(self, value: Any) -> bool:
+        if value is None or value is False or value in ([], {}, ""):
+            return True
+        return any((value == d and type(value) is type(d)) or _same_number(value, d) for d in self.defaults)
+
+
+def _same_number(value: Any, default: Any) -> bool:
+    numbers = (int, float)
+    return (
+        isinstance(value, numbers)
+        and isinstance(default, numbers)
+        and not isinstance(value, bool)
+        and not isinstance(default, bool)
+        and value == default
+    )
 
 
 Handler = Callable[[Draft, Any, str], None]
@@ -145,6 +164,8 @@ def apply_table(draft: Draft, mapping: Mapping[str, Any], table: Mapping[str, Ru
             apply_to(draft, rule, value, source)
         elif isinstance(rule, Ignored):
             draft.notice(source, f"ignored: {rule.reason}")
+        elif isinstance(rule, Unsupported) and rule.is_neutral(value):
+            draft.notice(source, f"ignored: {value!r} leaves it off (LoRA Pilot does not do {rule.reason})")
         elif isinstance(rule, Unsupported):
             draft.issue(source, f"not supported by LoRA Pilot: {rule.reason}", value)
         else:
