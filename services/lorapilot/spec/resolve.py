@@ -95,8 +95,9 @@ class _Resolver:
         folder = self._find_folder(index, raw.strip(), bool(entry.get("is_reg")))
         if folder is None:
             return [entry]
+        by_name = self.draft.hints.get("repeats_from_folder_names", True)
         if _has_images(folder):
-            return [_with_folder(entry, folder)]
+            return [_with_folder(entry, folder, by_name)]
         subsets = sorted(p for p in folder.iterdir() if p.is_dir() and _REPEATS_DIR.match(p.name))
         subsets = [p for p in subsets if _has_images(p)]
         if not subsets:
@@ -107,7 +108,7 @@ class _Resolver:
                 accepted=f"image files ({', '.join(sorted(IMAGE_SUFFIXES))}) or <repeats>_<name> folders",
             )
             return [entry]
-        return [_with_folder(entry, sub) for sub in subsets]
+        return [_with_folder(entry, sub, by_name) for sub in subsets]
 
     def _find_folder(self, index: int, raw: str, is_reg: bool) -> Path | None:
         loc: NativePath = ("datasets", index, "folder")
@@ -332,10 +333,11 @@ def _has_images(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
 
 
-def _with_folder(entry: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The entry for one image folder; `<repeats>_<name>` supplies repeats and class tokens."""
+def _with_folder(entry: dict[str, Any], folder: Path, by_name: bool = True) -> dict[str, Any]:
+    """The entry for one image folder; `<repeats>_<name>` supplies repeats and class tokens
+    unless the dialect does not read folder names (`by_name`: ai-toolkit, diffusion-pipe)."""
     out = dict(entry, folder=str(folder))
-    match = _REPEATS_DIR.match(folder.name)
+    match = _REPEATS_DIR.match(folder.name) if by_name else None
     if match:
         out.setdefault("repeats", int(match.group(1)))
         out.setdefault("class_tokens", match.group(2).replace("_", " "))

@@ -125,7 +125,7 @@ def test_aitoolkit_flux_example(validate, guide_workspace):
     result = validate(CONFIGS / "aitoolkit_flux.yaml", workspace=guide_workspace)
     spec = result.spec
     assert spec["model"]["family"] == "flux-schnell"  # the folder is schnell, whatever the name says
-    assert (spec["model"]["quantize"], spec["model"]["weight_dtype"]) == ("int8", "bf16")
+    assert (spec["model"]["quantize"], spec["model"]["weight_dtype"]) == ("float8", "bf16")  # qfloat8
     assert (spec["network"]["dim"], spec["network"]["alpha"]) == (16, 16.0)
     assert (spec["save"]["dtype"], spec["save"]["every_n_steps"], spec["save"]["keep_last"]) == (
         "fp16",
@@ -149,7 +149,9 @@ def test_aitoolkit_flux_example(validate, guide_workspace):
         4.0,
         20,
     )
-    assert sample["prompts"][0].startswith("[trigger] holding a sign")
+    # walk_seed: ai-toolkit renders prompt i with seed + i; and a baseline before the first step
+    assert [(p["text"][:9], p["seed"]) for p in sample["prompts"]] == [("[trigger]", 42), ("a woman h", 43)]
+    assert sample["at_start"] is True
     assert spec["output"] == {
         "name": "my_first_flux_lora_v1",
         "folder": str(guide_workspace.outputs / "my_first_flux_lora_v1"),
