@@ -96,8 +96,18 @@ def _network_type(draft: Draft, value: Any, source: str) -> None:
         draft.issue(source, "not supported by LoRA Pilot", value, accepted="lora, locon, dora")
 
 
+def _only_if_contains(draft: Draft, value: Any, source: str) -> None:
+    """Module-name filters of the LoRA; unset (ai-toolkit's None) keeps the family's targets."""
+    if value in (None, []):
+        return
+    try:
+        draft.put(("network", "target_modules"), as_str_list(value), source)
+    except ValueError as exc:
+        draft.issue(source, str(exc), value)
+
+
 NETWORK_KWARGS: dict[str, Rule] = {
-    "only_if_contains": To(("network", "target_modules"), as_str_list),
+    "only_if_contains": _only_if_contains,
     "ignore_if_contains": Unsupported("excluding modules; list the ones to train in only_if_contains"),
 }
 
@@ -420,7 +430,7 @@ MODEL: dict[str, Rule] = {
     "vae_path": To(("model", "vae")),
     "assistant_lora_path": To(("model", "assistant_lora")),
     "dtype": Ignored("the base weights load in train.dtype"),
-    "only_if_contains": To(("network", "target_modules"), as_str_list),
+    "only_if_contains": _only_if_contains,
     **_ignored("the daemon places every component", ("vae_device", "te_device", "vae_dtype", "te_dtype")),
     **_ignored(
         "layer offloading is off; use low_vram or blocks_to_swap",

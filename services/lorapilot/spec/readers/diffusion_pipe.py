@@ -176,7 +176,7 @@ ADAPTER: dict[str, Rule] = {
     "dropout": To(("network", "dropout")),
     "init_from_existing": Unsupported("starting from an existing LoRA"),
     "fuse_adapters": Unsupported("fusing other LoRAs into the base before training"),
-    "decompose_factor": Unsupported("LoKr"),
+    "decompose_factor": Unsupported("LoKr", defaults=(-1,)),
     **_refused("LoKr rank dropout", {"rank_dropout": 0.0}),
 }
 OPTIMIZER: dict[str, Rule] = {
