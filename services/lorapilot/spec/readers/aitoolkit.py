@@ -606,10 +606,24 @@ def _finish(draft: Draft, full_job: bool) -> None:
     skip, disabled = hint("aitk_skip_first_sample", None), hint("aitk_disable_sampling", None)
     if disabled and disabled[0]:
         draft.put(("sample", "every"), 0, disabled[1])
+    _conv_without_conv_layers(draft)
     aitoolkit_sample.finish(draft, full_job=full_job)
     if full_job:
         _job_defaults(draft)
         aitoolkit_sample.baseline(draft, bool(skip and skip[0]), bool(disabled and disabled[0]))
+
+
+def _conv_without_conv_layers(draft: Draft) -> None:
+    """The web UI writes `conv` for every network; ai-toolkit skips it on models whose LoRA has
+    no conv layers (the transformer families)."""
+    arch = draft.hints.get("arch")
+    family = families.by_alias(arch[0], arch[1]) if arch else None
+    if family is None or "locon" in family.network_types or draft.get(("network", "conv_dim")) is None:
+        return
+    network = draft.data["network"]
+    for key in ("conv_dim", "conv_alpha"):
+        network.pop(key, None)
+    draft.notice("network.conv", f"ignored: {family.label} LoRAs have no conv layers")
 
 
 def _quantize(draft: Draft, quantize: tuple | None, qtype: tuple | None) -> None:
