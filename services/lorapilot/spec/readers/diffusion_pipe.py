@@ -24,7 +24,7 @@ from lorapilot.spec.draft import (
     section,
 )
 from lorapilot.spec.issues import SpecError
-from lorapilot.spec.readers.aitoolkit import dtype_name
+from lorapilot.spec.readers.aitoolkit_options import dtype_name, refused
 
 DIALECT = "diffusion-pipe"
 DD = "dataset_defaults"
@@ -138,11 +138,6 @@ def _caption_prefix(target: NativePath) -> Rule:
     return handle
 
 
-def _refused(reason: str, keys: Mapping[str, Any]) -> dict[str, Rule]:
-    """Rows for options LoRA Pilot does not do; each passes at diffusion-pipe's default."""
-    return {key: Unsupported(reason, defaults=(default,)) for key, default in keys.items()}
-
-
 MODEL: dict[str, Rule] = {
     "type": _model_type,
     "diffusers_path": To(("model", "path")),
@@ -165,8 +160,8 @@ MODEL: dict[str, Rule] = {
     "text_encoder_2_lr": _hint("text_encoder_2_lr"),
     "min_snr_gamma": To(("training", "min_snr_gamma")),
     "v_pred": _hint("v_pred"),
-    **_refused("the debiased estimation loss", {"debiased_estimation_loss": False}),
-    **_refused("bypassing FLUX's guidance embedding", {"bypass_guidance_embedding": False}),
+    **refused("the debiased estimation loss", {"debiased_estimation_loss": False}),
+    **refused("bypassing FLUX's guidance embedding", {"bypass_guidance_embedding": False}),
 }
 ADAPTER: dict[str, Rule] = {
     "type": lambda d, v, s: None if v == "lora" else d.issue(s, "only lora adapters", v, accepted="lora"),
@@ -177,7 +172,7 @@ ADAPTER: dict[str, Rule] = {
     "init_from_existing": Unsupported("starting from an existing LoRA"),
     "fuse_adapters": Unsupported("fusing other LoRAs into the base before training"),
     "decompose_factor": Unsupported("LoKr", defaults=(-1,)),
-    **_refused("LoKr rank dropout", {"rank_dropout": 0.0}),
+    **refused("LoKr rank dropout", {"rank_dropout": 0.0}),
 }
 OPTIMIZER: dict[str, Rule] = {
     "type": _hint("optimizer_type"),
@@ -186,7 +181,7 @@ OPTIMIZER: dict[str, Rule] = {
     "weight_decay": _optimizer_arg("weight_decay"),
     "eps": _optimizer_arg("eps"),
     "stabilize": Unsupported("the Kahan-summation optimizer's stabilize option"),
-    **_refused("gradient release (an optimizer step per parameter)", {"gradient_release": False}),
+    **refused("gradient release (an optimizer step per parameter)", {"gradient_release": False}),
 }
 MONITORING: dict[str, Rule] = {
     "enable_wandb": Unsupported("logging to Weights & Biases; metrics go to outputs/<name>/_logs/"),
