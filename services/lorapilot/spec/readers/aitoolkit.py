@@ -38,6 +38,7 @@ AITK = "ai-toolkit default"
 # Keys only ai-toolkit uses at the top of a bare process block (kohya's YAML has none of them).
 _PROCESS_ONLY = ("train", "datasets", "sample", "save", "trigger_word", "training_folder")
 
+# quanto weight types (model.qtype) → model.quantize, with what differs from ai-toolkit.
 _QTYPES = {
     "qfloat8": ("float8", None),
     "float8": ("float8", None),

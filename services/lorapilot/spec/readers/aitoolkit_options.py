@@ -45,7 +45,6 @@ _TIMESTEPS = {
     "logit_normal": "logit_normal",
     "flux_shift": "flux_shift",
 }
-# quanto weight types (model.qtype) → model.quantize, with what differs from ai-toolkit.
 
 
 dtype_name = one_of(_DTYPES, "float16, bf16, float32")
