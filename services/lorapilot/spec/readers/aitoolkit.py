@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lorapilot import families
+from lorapilot.families import Family
 from lorapilot.families.recognition import guess_from_name
 from lorapilot.spec.draft import Draft, Ignored, Rule, To, apply_table, join, section
 from lorapilot.spec.readers import aitoolkit_sample, kohya_dataset
@@ -182,11 +183,16 @@ def _finish(draft: Draft, full_job: bool) -> None:
         aitoolkit_sample.baseline(draft, bool(skip and skip[0]), bool(disabled and disabled[0]))
 
 
+def _named_family(draft: Draft) -> Family | None:
+    """The family `arch` or an `is_*` flag names, before the model files are probed."""
+    arch = draft.hints.get("arch")
+    return families.by_alias(arch[0], arch[1]) if arch else None
+
+
 def _conv_without_conv_layers(draft: Draft) -> None:
     """The web UI writes `conv` for every network; ai-toolkit skips it on models whose LoRA has
     no conv layers (the transformer families)."""
-    arch = draft.hints.get("arch")
-    family = families.by_alias(arch[0], arch[1]) if arch else None
+    family = _named_family(draft)
     if family is None or "locon" in family.network_types or draft.get(("network", "conv_dim")) is None:
         return
     network = draft.data["network"]
@@ -232,6 +238,9 @@ def _job_defaults(draft: Draft) -> None:
     ):
         if draft.get(path) is None:
             draft.put(path, value, f"{source} ({AITK})")
+    family = _named_family(draft)
+    if family is not None and family.flow and draft.get(("training", "timestep_sampling")) is None:
+        draft.put(("training", "timestep_sampling"), "sigmoid", f"train.timestep_type ({AITK})")
     if draft.get(("network", "dim")) is not None and draft.get(("network", "alpha")) is None:
         draft.put(("network", "alpha"), 1.0, f"network.linear_alpha ({AITK})")
         draft.notice("network.linear_alpha", "not set: ai-toolkit's default of 1 (scale = 1 / linear)")

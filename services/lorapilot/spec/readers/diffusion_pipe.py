@@ -167,7 +167,7 @@ ADAPTER: dict[str, Rule] = {
     "type": lambda d, v, s: None if v == "lora" else d.issue(s, "only lora adapters", v, accepted="lora"),
     "rank": To(("network", "dim")),
     "alpha": Unsupported("alpha: diffusion-pipe always trains with alpha = rank and refuses this key"),
-    "dtype": Ignored("LoRA parameters train in fp32; see save_dtype for the file"),
+    "dtype": _hint("adapter_dtype"),
     "dropout": To(("network", "dropout")),
     "init_from_existing": Unsupported("starting from an existing LoRA"),
     "fuse_adapters": Unsupported("fusing other LoRAs into the base before training"),
@@ -343,6 +343,7 @@ def _finish(draft: Draft) -> None:
     hint = draft.hints.pop
     _optimizer(draft, hint("dp_optimizer_type", None))
     _length(draft)
+    _save_dtype(draft, hint("dp_adapter_dtype", None))
     _text_encoders(draft, family, hint("dp_text_encoder_1_lr", None), hint("dp_text_encoder_2_lr", None))
     _v_pred(draft, hint("dp_v_pred", None))
     if family is not None and not family.flow and model_type:
@@ -373,11 +374,29 @@ def _optimizer(draft: Draft, kind: tuple | None) -> None:
 
 
 def _length(draft: Draft) -> None:
-    if draft.get(("training", "epochs")) is not None and draft.get(("training", "max_steps")) is not None:
-        draft.notice(
-            "max_steps",
-            "with epochs: training stops at whichever ends first, as diffusion-pipe's train.py does",
-        )
+    if draft.get(("training", "epochs")) is None or draft.get(("training", "max_steps")) is None:
+        return
+    message = "with epochs: training stops at whichever ends first, as diffusion-pipe's train.py does"
+    if draft.get(("training", "lr_scheduler")) == "linear":
+        message += "; the linear LR decays over the run here, over all epochs in diffusion-pipe"
+    draft.notice("max_steps", message)
+
+
+def _save_dtype(draft: Draft, adapter_dtype: tuple | None) -> None:
+    """Without save_dtype, diffusion-pipe saves the LoRA in its training dtype ([adapter] dtype,
+    default [model] dtype); LoRA parameters train in fp32 here either way."""
+    if adapter_dtype is not None:
+        draft.notice(adapter_dtype[1], "LoRA parameters train in fp32; it sets the saved file's dtype")
+    if draft.get(("save", "dtype")) is not None:
+        return
+    try:
+        dtype = dtype_name(adapter_dtype[0]) if adapter_dtype else draft.get(("model", "weight_dtype"))
+    except ValueError as exc:
+        draft.issue(adapter_dtype[1], str(exc), adapter_dtype[0])
+        return
+    if dtype is not None:
+        where = adapter_dtype[1] if adapter_dtype else f"save_dtype ({DP}: the training dtype)"
+        draft.put(("save", "dtype"), dtype, where)
 
 
 def _text_encoders(draft: Draft, family: Family | None, te1: tuple | None, te2: tuple | None) -> None:

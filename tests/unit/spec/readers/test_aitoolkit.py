@@ -179,3 +179,12 @@ def test_the_uis_conv_rank_is_dropped_on_a_transformer_model(validate, guide_wor
     network = result.spec["network"]
     assert (network["type"], network["conv_dim"]) == ("lora", None)
     assert "no conv layers" in result.err and "sqlite_db_path: ignored" in result.err
+
+
+def test_a_flow_model_job_samples_timesteps_as_ai_toolkit_does():
+    draft = _read({"model": {"name_or_path": SCHNELL, "arch": "flux"}})
+    assert draft.get(("training", "timestep_sampling")) == "sigmoid"  # TrainConfig.timestep_type
+    written = _read(
+        {"model": {"name_or_path": SCHNELL, "arch": "flux"}, "train": {"timestep_type": "linear"}}
+    )
+    assert written.get(("training", "timestep_sampling")) == "uniform"

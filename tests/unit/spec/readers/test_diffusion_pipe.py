@@ -124,3 +124,10 @@ def test_optimi_adamw_defaults_and_model_dtype(validate, guide_workspace, tmp_pa
 def test_adapter_alpha_is_refused_as_diffusion_pipe_does(validate, guide_workspace, tmp_path):
     result = _validate(validate, guide_workspace, tmp_path, _main(_sdxl(), adapter="alpha = 8\n"))
     assert result.rc == 2 and "adapter.alpha: not supported" in result.err
+
+
+def test_without_save_dtype_the_lora_is_saved_in_the_adapter_dtype(validate, guide_workspace, tmp_path):
+    main = _main(_sdxl(), adapter="dtype = 'float32'\n")
+    assert _validate(validate, guide_workspace, tmp_path, main).spec["save"]["dtype"] == "fp32"
+    main = _main(_sdxl())  # the adapter's dtype defaults to [model] dtype
+    assert _validate(validate, guide_workspace, tmp_path, main).spec["save"]["dtype"] == "bf16"
