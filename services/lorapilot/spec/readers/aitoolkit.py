@@ -198,7 +198,7 @@ def _conv_without_conv_layers(draft: Draft) -> None:
     network = draft.data["network"]
     for key in ("conv_dim", "conv_alpha"):
         network.pop(key, None)
-    draft.notice("network.conv", f"ignored: {family.label} LoRAs have no conv layers")
+    draft.notice("network.conv", "ignored: this model's LoRA has no conv layers (ai-toolkit skips it too)")
 
 
 def _quantize(draft: Draft, quantize: tuple | None, qtype: tuple | None) -> None:

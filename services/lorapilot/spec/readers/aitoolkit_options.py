@@ -168,6 +168,25 @@ def _timestep_bound(field: str, default: int) -> Rule:
     return handle
 
 
+# Settings of ai-toolkit options that are refused unless off: read with a notice naming the option.
+_SETTINGS_OF = {
+    "diff_output_preservation_multiplier": "diff_output_preservation",
+    "diff_output_preservation_class": "diff_output_preservation",
+    "blank_prompt_preservation_multiplier": "blank_prompt_preservation",
+    "differential_guidance_scale": "do_differential_guidance",
+    "inverted_mask_prior_multiplier": "inverted_mask_prior",
+    "correct_pred_norm_multiplier": "correct_pred_norm",
+    "target_norm_std_value": "target_norm_std",
+    "paramiter_swapping_factor": "do_paramiter_swapping",
+    "next_sample_timesteps": "timestep_type next_sample",
+    "max_negative_prompts": "negative_prompt",
+    "guidance_loss_target": "do_guidance_loss",
+    "unconditional_prompt": "do_guidance_loss",
+    "latent_feature_loss_weight": "latent_feature_extractor_path",
+    "diffusion_feature_extractor_weight": "diffusion_feature_extractor_path",
+    "adapter_assist_type": "adapter_assist_name_or_path",
+}
+
 EMA: dict[str, Rule] = {
     "use_ema": _flag_hint("use_ema"),
     "ema_decay": _flag_hint("ema_decay"),
@@ -304,26 +323,10 @@ TRAIN: dict[str, Rule] = {
         ("refiner_lr", "embedding_lr", "adapter_lr", "train_refiner", "show_turbo_outputs"),
     ),
     **ignored("multi-stage models only", ("switch_boundary_every",)),
-    **ignored(
-        "its option is refused unless off",
-        (
-            "diff_output_preservation_multiplier",
-            "diff_output_preservation_class",
-            "blank_prompt_preservation_multiplier",
-            "differential_guidance_scale",
-            "inverted_mask_prior_multiplier",
-            "correct_pred_norm_multiplier",
-            "target_norm_std_value",
-            "paramiter_swapping_factor",
-            "next_sample_timesteps",
-            "max_negative_prompts",
-            "guidance_loss_target",
-            "unconditional_prompt",
-            "latent_feature_loss_weight",
-            "diffusion_feature_extractor_weight",
-            "adapter_assist_type",
-        ),
-    ),
+    **{
+        key: Ignored(f"applies only with {owner}, which LoRA Pilot refuses unless off")
+        for key, owner in _SETTINGS_OF.items()
+    },
     "unload_text_encoder": Unsupported(
         "training on the trigger word alone with the text encoder unloaded; use cache_text_embeddings"
     ),
