@@ -30,6 +30,7 @@ from lorapilot.spec.readers.aitoolkit_options import (
     TRAIN,
     ignored,
     nested,
+    only,
     refused,
 )
 
@@ -53,12 +54,23 @@ _QTYPES = {
 _SECTIONS = {"network": NETWORK, "save": SAVE, "train": TRAIN, "model": MODEL, "sample": SAMPLE}
 
 
+def _training_folder(draft: Draft, value: Any, source: str) -> None:
+    """→ `output.folder`: training_folder/<config.name>"""
+    draft.hints["training_folder"] = (value, source)
+
+
+def _read_elsewhere(draft: Draft, value: Any, source: str) -> None:
+    """holds the sections below (one process)"""
+
+
 def _process_type(draft: Draft, value: Any, source: str) -> None:
+    """sd_trainer, diffusion_trainer (or the UI's older ui_trainer)"""
     if value not in ("sd_trainer", "diffusion_trainer", "ui_trainer"):
         draft.issue(source, "not a LoRA training process", value, accepted="sd_trainer, diffusion_trainer")
 
 
 def _datasets(draft: Draft, value: Any, source: str) -> None:
+    """→ `datasets`, each entry read with the `datasets[]` table"""
     if not isinstance(value, list):
         draft.issue(source, "must be a list of datasets", value)
         return
@@ -76,7 +88,7 @@ def _datasets(draft: Draft, value: Any, source: str) -> None:
 
 PROCESS: dict[str, Rule] = {
     "type": _process_type,
-    "training_folder": lambda d, v, s: d.hints.__setitem__("training_folder", (v, s)),
+    "training_folder": _training_folder,
     "trigger_word": To((DD, "trigger_word")),
     "datasets": _datasets,
     **{name: nested(table) for name, table in _SECTIONS.items()},
@@ -90,13 +102,11 @@ PROCESS: dict[str, Rule] = {
     **refused("adapter, embedding and decorator training", {"decorator": None}),
 }
 JOB: dict[str, Rule] = {
-    "job": lambda d, v, s: (
-        None if v == "extension" else d.issue(s, "only extension jobs train LoRAs", v, accepted="extension")
-    ),
-    "config": lambda d, v, s: None,  # read by _read_job
+    "job": only("extension", "only extension jobs train LoRAs"),
+    "config": _read_elsewhere,
     "meta": Ignored("descriptive only"),
 }
-CONFIG: dict[str, Rule] = {"name": To(("output", "name")), "process": lambda d, v, s: None}
+CONFIG: dict[str, Rule] = {"name": To(("output", "name")), "process": _read_elsewhere}
 TABLES: dict[str, Mapping[str, Rule]] = {
     "job": JOB,
     "config": CONFIG,

@@ -56,6 +56,7 @@ def _when_true(reason: str):
         if value:
             draft.issue(source, f"not supported by LoRA Pilot: {reason}", value)
 
+    handle.__doc__ = f"refused when true: {reason}"
     return handle
 
 
@@ -68,7 +69,33 @@ def ignored(reason: str, keys: tuple[str, ...]) -> dict[str, Rule]:
     return {key: Ignored(reason) for key in keys}
 
 
+def only(accepted: str, message: str) -> Rule:
+    """An option of which LoRA Pilot takes one value (`accepted`); any other is refused."""
+
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        if value != accepted:
+            draft.issue(source, message, value, accepted=accepted)
+
+    handle.__doc__ = f"{accepted} passes; any other value is refused"
+    return handle
+
+
+def _when_on(path: tuple[str, ...], value: str) -> Rule:
+    def handle(draft: Draft, on: Any, source: str) -> None:
+        if on:
+            draft.put(path, value, source)
+
+    handle.__doc__ = f"true → `{'.'.join(path)}` {value}"
+    return handle
+
+
+def _negative_prompt(draft: Draft, value: Any, source: str) -> None:
+    """→ `sample.negative_prompt` (ai-toolkit's default, false, is none)"""
+    draft.put(("sample", "negative_prompt"), value or "", source)
+
+
 def _network_type(draft: Draft, value: Any, source: str) -> None:
+    """→ `network.type` (lora, locon, dora; lokr and lorm are refused)"""
     if value in ("lora", "locon", "dora"):
         draft.put(("network", "type"), value, source)
     else:
@@ -99,10 +126,12 @@ def nested(table: Mapping[str, Rule]) -> Rule:
         if mapping is not None:
             apply_table(draft, mapping, table, source)
 
+    handle.__doc__ = "a section: its own table"
     return handle
 
 
 def _scheduler_params(draft: Draft, value: Any, source: str) -> None:
+    """eta_min → `training.lr_end`; the schedule's length follows the run"""
     mapping = section(draft, value, source)
     if mapping is None:
         return
@@ -114,6 +143,7 @@ def _scheduler_params(draft: Draft, value: Any, source: str) -> None:
 
 
 def _dtype(draft: Draft, value: Any, source: str) -> None:
+    """→ `model.weight_dtype` and `training.mixed_precision` (fp32: no autocast)"""
     try:
         dtype = dtype_name(value)
     except ValueError as exc:
@@ -123,21 +153,24 @@ def _dtype(draft: Draft, value: Any, source: str) -> None:
     draft.hints["train_dtype"] = (dtype, source)
 
 
-def _flag_hint(name: str) -> Rule:
-    """A flag that only matters together with others; read once the section is done."""
+def _flag_hint(name: str, what: str) -> Rule:
+    """A flag that only matters together with others; read once the job is done (`what` says how)."""
 
     def handle(draft: Draft, value: Any, source: str) -> None:
         draft.hints[f"aitk_{name}"] = (value, source)
 
+    handle.__doc__ = what
     return handle
 
 
 def _train_unet(draft: Draft, value: Any, source: str) -> None:
+    """true (the default) passes; false, training only the text encoder, is refused"""
     if value is False:
         draft.issue(source, "not supported by LoRA Pilot: training only the text encoder", value)
 
 
 def _arch(draft: Draft, value: Any, source: str) -> None:
+    """names the model family (`model.family`)"""
     arches = families.alias_names(AITOOLKIT_ARCH)
     name = value.split(":")[0] if isinstance(value, str) else value  # the UI's "arch:tag" form
     if name not in arches:
@@ -153,6 +186,7 @@ def _legacy_flag(name: str):
         if value:
             draft.hints["arch"] = (AITOOLKIT_FLAG, name, source)
 
+    handle.__doc__ = "true names the model family (`model.family`)"
     return handle
 
 
@@ -165,6 +199,7 @@ def _timestep_bound(field: str, default: int) -> Rule:
         else:
             draft.put(("training", field), value, source)
 
+    handle.__doc__ = f"→ `training.{field}` (ai-toolkit's default {default} leaves it unset)"
     return handle
 
 
@@ -188,8 +223,8 @@ _SETTINGS_OF = {
 }
 
 EMA: dict[str, Rule] = {
-    "use_ema": _flag_hint("use_ema"),
-    "ema_decay": _flag_hint("ema_decay"),
+    "use_ema": _flag_hint("use_ema", "use_ema → `training.ema_decay` (ai-toolkit's default decay 0.999)"),
+    "ema_decay": _flag_hint("ema_decay", "use_ema → `training.ema_decay` (ai-toolkit's default decay 0.999)"),
     **refused("EMA feedback", {"use_feedback": False}),
     **refused("EMA parameter multipliers", {"param_multiplier": 1.0}),
 }
@@ -237,7 +272,7 @@ DATASET: dict[str, Rule] = {
     "flip_x": To(("flip",)),
     "buckets": To(("bucket", "enabled")),
     "bucket_tolerance": To(("bucket", "step")),
-    "type": lambda d, v, s: None if v == "image" else d.issue(s, "only image datasets", v, accepted="image"),
+    "type": only("image", "only image datasets"),
     "mask_min_value": Ignored("applies to loss masks (mask_path), which are not used"),
     "cache_text_embeddings": To(("cache_text_encoder_outputs",)),
     **ignored(
@@ -303,17 +338,20 @@ TRAIN: dict[str, Rule] = {
     "seed": To(("training", "seed")),
     "mixed_precision": To(("training", "mixed_precision")),
     "dtype": _dtype,
-    "xformers": lambda d, v, s: d.put(("training", "attention"), "xformers", s) if v else None,
-    "sdp": lambda d, v, s: d.put(("training", "attention"), "sdpa", s) if v else None,
+    "xformers": _when_on(("training", "attention"), "xformers"),
+    "sdp": _when_on(("training", "attention"), "sdpa"),
     "cache_text_embeddings": To(("training", "cache_text_encoder_outputs")),
     "reg_weight": To(("training", "prior_loss_weight")),
     "min_denoising_steps": _timestep_bound("min_timestep", 0),
     "max_denoising_steps": _timestep_bound("max_timestep", 999),
     "ema_config": nested(EMA),
-    "skip_first_sample": _flag_hint("skip_first_sample"),
+    "skip_first_sample": _flag_hint(
+        "skip_first_sample",
+        "off (ai-toolkit's default): `sample.at_start`, a baseline render before training",
+    ),
     "force_first_sample": Ignored("it renders the baseline again when a run resumes; resumed runs do not"),
-    "disable_sampling": _flag_hint("disable_sampling"),
-    "loss_type": lambda d, v, s: None if v == "mse" else d.issue(s, "only mse is supported", v),
+    "disable_sampling": _flag_hint("disable_sampling", "→ `sample.every` 0 and no baseline render"),
+    "loss_type": only("mse", "only the mse loss is supported"),
     "auto_scale_batch_size": Ignored("the batch size stays at batch_size (ai-toolkit may lower it on OOM)"),
     **ignored(
         "auto_scale_batch_size is not done", ("min_batch_size", "max_batch_size", "batch_size_warmup_steps")
@@ -401,8 +439,14 @@ MODEL: dict[str, Rule] = {
     "arch": _arch,
     **{flag: _legacy_flag(flag) for flag in families.alias_names(AITOOLKIT_FLAG)},
     "is_v_pred": To(("model", "v_parameterization")),
-    "quantize": _flag_hint("quantize"),
-    "qtype": _flag_hint("qtype"),
+    "quantize": _flag_hint(
+        "quantize",
+        "with quantize: `model.quantize` by qtype (qfloat8 → float8, qint8/uint8 → int8, qint4/uint4 → nf4)",
+    ),
+    "qtype": _flag_hint(
+        "qtype",
+        "with quantize: `model.quantize` by qtype (qfloat8 → float8, qint8/uint8 → int8, qint4/uint4 → nf4)",
+    ),
     "quantize_te": Ignored("text encoders are cached, then unloaded"),
     "qtype_te": Ignored("text encoders are cached, then unloaded"),
     "text_encoder_bits": Ignored("text encoders are cached, then unloaded"),
@@ -447,7 +491,7 @@ SAMPLE: dict[str, Rule] = {
     "height": To(("sample", "height")),
     "prompts": aitoolkit_sample.legacy_prompts,
     "samples": aitoolkit_sample.samples,
-    "neg": lambda d, v, s: d.put(("sample", "negative_prompt"), v or "", s),
+    "neg": _negative_prompt,
     "seed": To(("sample", "seed")),
     "walk_seed": aitoolkit_sample.walk_seed,
     "guidance_scale": To(("sample", "guidance_scale")),

@@ -78,6 +78,7 @@ def samples(draft: Draft, value: Any, source: str) -> None:
 
 
 def walk_seed(draft: Draft, value: Any, source: str) -> None:
+    """true: prompt i renders with seed + i (`sample.prompts[i].seed`)"""
     if value:
         draft.hints["aitk_walk_seed"] = source
 

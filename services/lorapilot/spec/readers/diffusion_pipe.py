@@ -24,7 +24,7 @@ from lorapilot.spec.draft import (
     section,
 )
 from lorapilot.spec.issues import SpecError
-from lorapilot.spec.readers.aitoolkit_options import dtype_name, refused
+from lorapilot.spec.readers.aitoolkit_options import dtype_name, only, refused
 
 DIALECT = "diffusion-pipe"
 DD = "dataset_defaults"
@@ -48,16 +48,18 @@ _QUANTIZED = {"float8": "float8", "float8_e4m3fn": "float8", "float8_e5m2": "flo
 _optimizer_type = one_of(_OPTIMIZERS)
 
 
-def _hint(name: str) -> Rule:
+def _hint(name: str, what: str) -> Rule:
     """An option read once the whole file is known (it depends on the model type or others)."""
 
     def handle(draft: Draft, value: Any, source: str) -> None:
         draft.hints[f"dp_{name}"] = (value, source)
 
+    handle.__doc__ = what
     return handle
 
 
 def _model_type(draft: Draft, value: Any, source: str) -> None:
+    """names the model family (`model.family`)"""
     types = families.alias_names(DIFFUSION_PIPE_TYPE)
     if value not in types:
         draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(types))
@@ -94,21 +96,28 @@ def _transformer_dtype(draft: Draft, value: Any, source: str) -> None:
 
 
 def _optimizer_arg(name: str) -> Rule:
-    return lambda draft, value, source: draft.put(("training", "optimizer_args", name), value, source)
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        draft.put(("training", "optimizer_args", name), value, source)
+
+    handle.__doc__ = f"→ `training.optimizer_args.{name}`"
+    return handle
 
 
 def _checkpointing(draft: Draft, value: Any, source: str) -> None:
+    """→ `training.gradient_checkpointing` ('unsloth' as plain checkpointing)"""
     draft.put(("training", "gradient_checkpointing"), bool(value), source)
     if isinstance(value, str):
         draft.notice(source, f"{value!r} checkpointing is done as plain gradient checkpointing")
 
 
 def _stages(draft: Draft, value: Any, source: str) -> None:
+    """1 passes; pipeline parallelism is refused"""
     if value != 1:
         draft.issue(source, "not supported by LoRA Pilot: pipeline parallelism", value, accepted="1")
 
 
 def _dataset(draft: Draft, value: Any, source: str) -> None:
+    """the dataset TOML, read with the `dataset` tables"""
     path = draft.referenced_file(value, source)
     if path is None:
         return
@@ -121,6 +130,7 @@ def _dataset(draft: Draft, value: Any, source: str) -> None:
 
 
 def _output_dir(draft: Draft, value: Any, source: str) -> None:
+    """→ `output.folder`; its last part names the run"""
     draft.put(("output", "folder"), value, source)
     if isinstance(value, str) and value.strip("/"):
         draft.hints["output_name"] = (Path(value).name, source)
@@ -135,9 +145,16 @@ def _caption_prefix(target: NativePath) -> Rule:
         elif value not in ("", None):
             draft.issue(source, "must be text", value)
 
+    handle.__doc__ = "→ `trigger_word`, written before every caption"
     return handle
 
 
+_TIMESTEPS_DOC = (
+    "flow models: `training.timestep_sampling` (logit_normal by default; shift or flux_shift on top)"
+)
+_TE_DOC = (
+    "SDXL: both text encoders train (`network.train_text_encoder`) at this LR (`training.text_encoder_lr`)"
+)
 MODEL: dict[str, Rule] = {
     "type": _model_type,
     "diffusers_path": To(("model", "path")),
@@ -150,24 +167,41 @@ MODEL: dict[str, Rule] = {
     "single_file_path": Unsupported("separate component files; point diffusers_path at a full model"),
     "dtype": _dtype,
     "transformer_dtype": _transformer_dtype,
-    "timestep_sample_method": _hint("timestep_sample_method"),
-    "sigmoid_scale": _hint("sigmoid_scale"),
-    "flux_shift": _hint("flux_shift"),
-    "shift": _hint("shift"),
+    "timestep_sample_method": _hint(
+        "timestep_sample_method",
+        _TIMESTEPS_DOC,
+    ),
+    "sigmoid_scale": _hint("sigmoid_scale", "→ `training.logit_std` of the logit-normal sampler"),
+    "flux_shift": _hint(
+        "flux_shift",
+        _TIMESTEPS_DOC,
+    ),
+    "shift": _hint(
+        "shift",
+        _TIMESTEPS_DOC + ", `training.discrete_flow_shift`",
+    ),
     "guidance": To(("training", "guidance_scale")),
     "unet_lr": To(("training", "unet_lr")),
-    "text_encoder_1_lr": _hint("text_encoder_1_lr"),
-    "text_encoder_2_lr": _hint("text_encoder_2_lr"),
+    "text_encoder_1_lr": _hint(
+        "text_encoder_1_lr",
+        _TE_DOC,
+    ),
+    "text_encoder_2_lr": _hint(
+        "text_encoder_2_lr",
+        _TE_DOC,
+    ),
     "min_snr_gamma": To(("training", "min_snr_gamma")),
-    "v_pred": _hint("v_pred"),
+    "v_pred": _hint(
+        "v_pred", "→ `model.v_parameterization` (without diffusion-pipe's zero-terminal-SNR rescale)"
+    ),
     **refused("the debiased estimation loss", {"debiased_estimation_loss": False}),
     **refused("bypassing FLUX's guidance embedding", {"bypass_guidance_embedding": False}),
 }
 ADAPTER: dict[str, Rule] = {
-    "type": lambda d, v, s: None if v == "lora" else d.issue(s, "only lora adapters", v, accepted="lora"),
+    "type": only("lora", "only lora adapters"),
     "rank": To(("network", "dim")),
     "alpha": Unsupported("alpha: diffusion-pipe always trains with alpha = rank and refuses this key"),
-    "dtype": _hint("adapter_dtype"),
+    "dtype": _hint("adapter_dtype", "the saved LoRA's dtype when save_dtype is unset"),
     "dropout": To(("network", "dropout")),
     "init_from_existing": Unsupported("starting from an existing LoRA"),
     "fuse_adapters": Unsupported("fusing other LoRAs into the base before training"),
@@ -175,7 +209,9 @@ ADAPTER: dict[str, Rule] = {
     **refused("LoKr rank dropout", {"rank_dropout": 0.0}),
 }
 OPTIMIZER: dict[str, Rule] = {
-    "type": _hint("optimizer_type"),
+    "type": _hint(
+        "optimizer_type", "→ `training.optimizer` (adamw_optimi: with optimi's betas/eps defaults)"
+    ),
     "lr": To(("training", "learning_rate")),
     "betas": _optimizer_arg("betas"),
     "weight_decay": _optimizer_arg("weight_decay"),
