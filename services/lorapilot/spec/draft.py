@@ -21,6 +21,7 @@ from lorapilot.spec.issues import UNSET, Notice, SpecIssue, did_you_mean
 from lorapilot.workspace import PathEscapeError, Workspace
 
 NativePath = tuple[str | int, ...]
+TRAINER_DEFAULTS = "trainer_defaults"  # hint: [(path, value, source)] a reader's trainer defaults
 
 
 @dataclass
@@ -99,6 +100,20 @@ class Draft:
 
     def notice(self, source: str, message: str) -> None:
         self.notices.append(Notice(source, message))
+
+    def default(self, path: NativePath, value: Any, source: str) -> None:
+        """The source trainer's own default for `path`, used when no layer (profile, config,
+        --set) sets it: a key the trainer's config leaves out means what the trainer does."""
+        self.hints.setdefault(TRAINER_DEFAULTS, []).append((path, value, source))
+
+    def with_defaults(self) -> Draft:
+        """A copy with the trainer defaults filled in where nothing set the field."""
+        out = copy.copy(self)
+        out.data, out.origin = copy.deepcopy(self.data), dict(self.origin)
+        for path, value, source in self.hints.get(TRAINER_DEFAULTS, ()):
+            if out.get(path) is None:
+                out.put(path, copy.deepcopy(value), source)
+        return out
 
 
 # -- rules ------------------------------------------------------------------------------------

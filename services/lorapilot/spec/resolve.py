@@ -310,6 +310,7 @@ class _Resolver:
 
 def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
     """Validate a merged draft against the workspace; raises SpecError with every problem."""
+    draft = draft.with_defaults()
     resolver = _Resolver(draft, workspace)
     data = copy.deepcopy(draft.data)
     data.setdefault("spec_version", 1)

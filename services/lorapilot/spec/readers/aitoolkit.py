@@ -247,12 +247,12 @@ def _job_defaults(draft: Draft) -> None:
         ((DD, "resolutions"), [512], "datasets[].resolution"),
     ):
         if draft.get(path) is None:
-            draft.put(path, value, f"{source} ({AITK})")
+            draft.default(path, value, f"{source} ({AITK})")
     family = _named_family(draft)
     if family is not None and family.flow and draft.get(("training", "timestep_sampling")) is None:
-        draft.put(("training", "timestep_sampling"), "sigmoid", f"train.timestep_type ({AITK})")
+        draft.default(("training", "timestep_sampling"), "sigmoid", f"train.timestep_type ({AITK})")
     if draft.get(("network", "dim")) is not None and draft.get(("network", "alpha")) is None:
-        draft.put(("network", "alpha"), 1.0, f"network.linear_alpha ({AITK})")
+        draft.default(("network", "alpha"), 1.0, f"network.linear_alpha ({AITK})")
         draft.notice("network.linear_alpha", "not set: ai-toolkit's default of 1 (scale = 1 / linear)")
     if draft.hints.get("train_dtype") is None:
         draft.notice("train.dtype", "not set: ai-toolkit trains in fp32 by default; LoRA Pilot uses bf16")

@@ -93,7 +93,7 @@ def finish(draft: Draft, *, full_job: bool) -> None:
     items, source = found
     if full_job:
         _sample_defaults(draft, bool(items))
-    base_seed = draft.get(("sample", "seed"), 42)
+    base_seed = draft.get(("sample", "seed"), 0 if full_job else 42)  # ai-toolkit's seed default: 0
     prompts = []
     for i, item in enumerate(items):
         prompt = _inline_flags(draft, dict(item), join(source, i))
@@ -112,14 +112,14 @@ def _sample_defaults(draft: Draft, has_prompts: bool) -> None:
         ("seed", "seed", 0),
     ):
         if draft.get(("sample", field)) is None and has_prompts:
-            draft.put(("sample", field), value, f"sample.{key} (ai-toolkit default)")
+            draft.default(("sample", field), value, f"sample.{key} (ai-toolkit default)")
 
 
 def baseline(draft: Draft, skip: bool, disabled: bool) -> None:
     """ai-toolkit renders the prompts once before training unless skip_first_sample or
     disable_sampling is set (BaseSDTrainProcess.run)."""
     if draft.get(PROMPTS) and not skip and not disabled:
-        draft.put(("sample", "at_start"), True, "train.skip_first_sample (ai-toolkit default false)")
+        draft.default(("sample", "at_start"), True, "train.skip_first_sample (ai-toolkit default false)")
 
 
 def _inline_flags(draft: Draft, prompt: dict[str, Any], source: str) -> dict[str, Any]:

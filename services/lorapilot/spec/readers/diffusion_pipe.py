@@ -356,7 +356,7 @@ def read_dataset(doc: Mapping[str, Any], draft: Draft, file_label: str) -> None:
         if key != "directory":
             apply_table(draft, {key: value}, DATASET_TOP, prefix.rstrip())
     if draft.get((DD, "bucket", "enabled")) is None:
-        draft.put((DD, "bucket", "enabled"), False, f"{prefix}enable_ar_bucket ({DP} false)")
+        draft.default((DD, "bucket", "enabled"), False, f"{prefix}enable_ar_bucket ({DP} false)")
     if not isinstance(directories, list) or not directories:
         draft.issue(f"{prefix}directory", "needs at least one [[directory]] with a path")
         return
@@ -404,7 +404,7 @@ def _optimizer(draft: Draft, kind: tuple | None) -> None:
     if str(value).lower() == "adamw_optimi":
         for name, default in _OPTIMI_DEFAULTS.items():
             if draft.get(("training", "optimizer_args", name)) is None:
-                draft.put(
+                draft.default(
                     ("training", "optimizer_args", name), default, f"optimizer.{name} (optimi AdamW default)"
                 )
 
@@ -432,7 +432,7 @@ def _save_dtype(draft: Draft, adapter_dtype: tuple | None) -> None:
         return
     if dtype is not None:
         where = adapter_dtype[1] if adapter_dtype else f"save_dtype ({DP}: the training dtype)"
-        draft.put(("save", "dtype"), dtype, where)
+        draft.default(("save", "dtype"), dtype, where)
 
 
 def _text_encoders(draft: Draft, family: Family | None, te1: tuple | None, te2: tuple | None) -> None:
@@ -505,8 +505,10 @@ def _timesteps(
         draft.put(("training", "discrete_flow_shift"), shift[0], shift[1])
     elif shifted:
         draft.put(("training", "timestep_sampling"), "flux_shift", shifted[1])
-    else:
+    elif timestep_sample_method:
         draft.put(("training", "timestep_sampling"), method, where)
+    else:
+        draft.default(("training", "timestep_sampling"), method, where)
     if sigmoid_scale:
         draft.put(("training", "logit_std"), sigmoid_scale[0], sigmoid_scale[1])
 

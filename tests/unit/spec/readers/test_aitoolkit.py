@@ -32,9 +32,10 @@ def _validate(validate, workspace, tmp_path: Path, process: dict[str, Any]):
 
 
 def _read(process: dict[str, Any]) -> Draft:
+    """The job as read, with ai-toolkit's defaults filled in where it leaves keys out."""
     draft = Draft(file="job.yaml")
     aitoolkit.read(_job(process), draft)
-    return draft
+    return draft.with_defaults()
 
 
 def test_a_repeats_named_folder_keeps_num_repeats(validate, guide_workspace, tmp_path):
@@ -188,3 +189,16 @@ def test_a_flow_model_job_samples_timesteps_as_ai_toolkit_does():
         {"model": {"name_or_path": SCHNELL, "arch": "flux"}, "train": {"timestep_type": "linear"}}
     )
     assert written.get(("training", "timestep_sampling")) == "uniform"
+
+
+def test_a_profile_under_the_job_wins_over_ai_toolkits_defaults(validate, guide_workspace, tmp_path):
+    process = {
+        "train": {"steps": 10},
+        "datasets": [{"folder_path": "/workspace/datasets/images/1_my_dataset"}],
+    }
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump(_job(process)))
+    spec = validate(config, "--profile", "quick_test", workspace=guide_workspace).spec
+    assert (spec["save"]["every_n_steps"], spec["training"]["learning_rate"]) == (50, 1e-4)  # quick_test's
+    assert spec["datasets"][0]["resolutions"] == [1024]
+    assert spec["training"]["max_steps"] == 10  # what the job says wins over the profile
