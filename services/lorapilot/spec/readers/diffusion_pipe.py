@@ -110,6 +110,19 @@ def _checkpointing(draft: Draft, value: Any, source: str) -> None:
         draft.notice(source, f"{value!r} checkpointing is done as plain gradient checkpointing")
 
 
+def _micro_batch(draft: Draft, value: Any, source: str) -> None:
+    """→ `training.batch_size`; per-resolution sizes ([[512, 4], [1024, 1]]) are refused"""
+    if isinstance(value, list):
+        draft.issue(
+            source,
+            "not supported by LoRA Pilot: a batch size per resolution",
+            value,
+            hint="give one batch size (LoRA Pilot's own config can give each dataset its batch_size)",
+        )
+        return
+    draft.put(("training", "batch_size"), value, source)
+
+
 def _stages(draft: Draft, value: Any, source: str) -> None:
     """1 passes; pipeline parallelism is refused"""
     if value != 1:
@@ -255,7 +268,7 @@ TOP: dict[str, Rule] = {
     "dataset": _dataset,
     "epochs": To(("training", "epochs")),
     "max_steps": To(("training", "max_steps")),
-    "micro_batch_size_per_gpu": To(("training", "batch_size")),
+    "micro_batch_size_per_gpu": _micro_batch,
     "pipeline_stages": _stages,
     "gradient_accumulation_steps": To(("training", "gradient_accumulation_steps")),
     "gradient_clipping": To(("training", "max_grad_norm")),

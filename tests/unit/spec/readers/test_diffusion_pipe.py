@@ -131,3 +131,12 @@ def test_without_save_dtype_the_lora_is_saved_in_the_adapter_dtype(validate, gui
     assert _validate(validate, guide_workspace, tmp_path, main).spec["save"]["dtype"] == "fp32"
     main = _main(_sdxl())  # the adapter's dtype defaults to [model] dtype
     assert _validate(validate, guide_workspace, tmp_path, main).spec["save"]["dtype"] == "bf16"
+
+
+def test_per_resolution_batch_sizes_are_refused_with_a_hint(validate, guide_workspace, tmp_path):
+    main = _main(_sdxl()).replace(
+        "micro_batch_size_per_gpu = 1", "micro_batch_size_per_gpu = [[512, 4], [1024, 1]]"
+    )
+    result = _validate(validate, guide_workspace, tmp_path, main)
+    assert result.rc == 2
+    assert "micro_batch_size_per_gpu: not supported by LoRA Pilot: a batch size per resolution" in result.err
