@@ -149,6 +149,7 @@ SD3 = register(
         aliases=frozen_mapping(
             {AITOOLKIT_ARCH: ("sd3",), AITOOLKIT_FLAG: ("is_v3",), DIFFUSION_PIPE_TYPE: ("sd3",)}
         ),
+        split_files=("clip_l", "clip_g", "t5xxl", "vae"),
         **FLOW_TRANSFORMER,
     )
 )
@@ -160,6 +161,7 @@ FLUX_ALIASES = frozen_mapping(
         KOHYA_COMPONENT: ("clip_l", "t5xxl", "ae"),  # file arguments of sd-scripts' flux_train_network.py
     }
 )
+FLUX_SPLIT_FILES = ("clip_l", "t5xxl", "vae")  # sd-scripts' clip_l, t5xxl and ae
 FLUX_DEV = register(
     Family(
         id="flux-dev",
@@ -174,6 +176,7 @@ FLUX_DEV = register(
         comfy=ComfyGraph("unet_dual_clip", FLUX_FILES, FLUX_OPTIONS, guidance=True),
         lora=FLUX_TARGETS,
         aliases=FLUX_ALIASES,
+        split_files=FLUX_SPLIT_FILES,
         **FLOW_TRANSFORMER,
     )
 )
@@ -194,6 +197,7 @@ FLUX_SCHNELL = register(  # timestep-distilled: no guidance embedding
         comfy=ComfyGraph("unet_dual_clip", FLUX_FILES, FLUX_OPTIONS),
         lora=FLUX_TARGETS,
         aliases=FLUX_ALIASES,
+        split_files=FLUX_SPLIT_FILES,
         **FLOW_TRANSFORMER,
     )
 )

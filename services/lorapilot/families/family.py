@@ -111,6 +111,9 @@ class Family:
     network_types: tuple[NetworkType, ...] = ("lora", "locon", "dora")
     trains_text_encoders: bool = True  # LoRA on the text encoders as well as the denoiser
     quantizable: bool = False  # the frozen denoiser may be loaded 8/4-bit (bitsandbytes)
+    # ModelSpec fields naming the component files a transformer-only single file needs (ComfyUI's
+    # split layout: models/unet + models/clip + models/vae); empty: its single files are complete.
+    split_files: tuple[str, ...] = ()
 
     @property
     def flow(self) -> bool:

@@ -55,6 +55,18 @@ def family_of_tensor_names(keys: list[str]) -> Family | None:
     return None
 
 
+def holds_components(path: Path) -> bool:
+    """Whether a single file carries its text encoders and VAE too (an all-in-one checkpoint), as
+    opposed to a transformer-only file of ComfyUI's split layout."""
+    try:
+        keys = tensor_names(read_header(path))
+    except (OSError, HeaderError):
+        return True  # unreadable: the loader reports it; no component files to look for
+    prefixes = {key.split(".", 1)[0] for key in keys}
+    text = {"text_encoders", "conditioner", "cond_stage_model"}
+    return "first_stage_model" in prefixes and bool(prefixes & text)
+
+
 def guess_from_name(name: str) -> Family | None:
     """Family suggested by a hub id or file name, for configs that say nothing else."""
     lowered = name.lower()

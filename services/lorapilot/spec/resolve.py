@@ -19,7 +19,8 @@ from pydantic_core import ErrorDetails
 
 from lorapilot import families
 from lorapilot.families import Family
-from lorapilot.families.recognition import probe_folder, probe_single_file
+from lorapilot.families.recognition import holds_components, probe_folder, probe_single_file
+from lorapilot.safetensors_header import HeaderError, read_header
 from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
@@ -32,6 +33,18 @@ _SINGLE_FILE = (".safetensors", ".sft")
 _NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(?:-|to|–)\s*{_NUMBER}\s*$")
 _RANGE_HINT = "this is a range; pick one value (the regular and high_quality profiles do)"
+# ComfyUI's folders for the component files of split-file models (models/clip was renamed
+# text_encoders; both are read), with the file names its docs use, preferred in this order, and
+# the pattern other names of that component match.
+_COMPONENT_DIRS = {"clip_l": ("clip", "text_encoders"), "clip_g": ("clip", "text_encoders")}
+_COMPONENT_DIRS |= {"t5xxl": ("clip", "text_encoders"), "vae": ("vae",)}
+_CONVENTIONAL = {
+    "clip_l": ("clip_l.safetensors",),
+    "clip_g": ("clip_g.safetensors",),
+    "t5xxl": ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors"),
+    "vae": ("ae.safetensors",),
+}
+_COMPONENT_NAME = {"clip_l": r"clip[_-]?l", "clip_g": r"clip[_-]?g", "t5xxl": r"t5", "vae": r"."}
 
 
 class _Resolver:
@@ -171,8 +184,14 @@ class _Resolver:
             return
         probed = self._locate_model(model, raw)
         if model.get("family") is None:
+            hint: tuple[Family, str] | None = self.draft.hints.get("family_hint")
             guess: tuple[Family, str] | None = self.draft.hints.get("family_guess")
-            family = probed or (guess[0] if guess else None)
+            family = probed or (hint[0] if hint else None) or (guess[0] if guess else None)
+            if hint and probed and hint[0] is not probed:
+                # a flag naming a whole line (is_flux: dev and schnell alike) is simply made precise
+                said = "" if hint[0].aliases == probed.aliases else f", not {hint[0].label}"
+                read = f"the model files are {probed.label}{said}; trained as {probed.label}"
+                self.draft.notice(hint[1], read)
             if family is None:
                 self.fail(
                     ("model", "family"),
@@ -193,6 +212,52 @@ class _Resolver:
             )
         if isinstance(model.get("vae"), str):
             self._locate_vae(model)
+        family = probed or named
+        if model.get("source") == "single_file" and family and not holds_components(Path(model["path"])):
+            for name in family.split_files:
+                self._locate_component(model, name, family)
+
+    def _locate_component(self, model: dict[str, Any], name: str, family: Family) -> None:
+        """A split-file model's `name` file: as given, else found in ComfyUI's model folders."""
+        loc: NativePath = ("model", name)
+        raw = model.get(name)
+        if isinstance(raw, str) and raw:
+            if name == "vae":
+                return  # checked by _locate_vae
+            try:
+                path = self.ws.resolve(raw)
+            except PathEscapeError as exc:
+                self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+                return
+            if not path.is_file():
+                self.fail(loc, "file not found", raw, hint=f"the {name} file of the {family.label} model")
+            model[name] = str(path)
+            return
+        folders = [self.ws.models / d for d in _COMPONENT_DIRS[name]]
+        files = sorted(p for d in folders if d.is_dir() for p in d.iterdir() if p.suffix in _SINGLE_FILE)
+        chosen = _pick_component(name, files)
+        where = " or ".join(self.ws.display(d) for d in folders)
+        if isinstance(chosen, Path):
+            model[name] = str(chosen)
+            self.draft.notice(
+                f"model.{name}", f"{family.label} split files: using {self.ws.display(chosen)} as {name}"
+            )
+            return
+        transformer = Path(model["path"]).name
+        if chosen:
+            self.fail(
+                loc,
+                f"several {name} files in {where} could go with {transformer}",
+                accepted=", ".join(p.name for p in chosen),
+                hint=f"set model.{name} to the one to use",
+            )
+        else:
+            self.fail(
+                loc,
+                f"{transformer} holds the {family.label} transformer only; its {name} file was not found "
+                f"in {where}",
+                hint=f"set model.{name}, or put the file there as {_CONVENTIONAL[name][0]}",
+            )
 
     def _locate_model(self, model: dict[str, Any], raw: str) -> Family | None:
         loc: NativePath = ("model", "path")
@@ -316,6 +381,29 @@ def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
     resolver.datasets(data)
     resolver.output(data)
     return resolver.validate(data)
+
+
+def _pick_component(name: str, files: list[Path]) -> Path | list[Path]:
+    """The file for component `name` among `files`: ComfyUI's conventional name first, else the only
+    one that fits; otherwise the candidates (none, or several to choose from)."""
+    by_name = {p.name.lower(): p for p in files}
+    for conventional in _CONVENTIONAL[name]:
+        if conventional in by_name:
+            return by_name[conventional]
+    pattern = re.compile(_COMPONENT_NAME[name])
+    fitting = [p for p in files if pattern.search(p.stem.lower()) and _fits(name, p)]
+    return fitting[0] if len(fitting) == 1 else fitting
+
+
+def _fits(name: str, path: Path) -> bool:
+    """Whether the file's tensors are the component's: the flow models' VAEs have 16 latent channels."""
+    if name != "vae":
+        return True
+    try:
+        shape = read_header(path).get("decoder.conv_in.weight", {}).get("shape", [])
+    except (OSError, HeaderError):
+        return False
+    return len(shape) == 4 and shape[1] == 16
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

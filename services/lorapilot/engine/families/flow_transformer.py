@@ -47,11 +47,7 @@ class FlowTransformerFamily(FamilyAdapter):
         kwargs: dict[str, Any] = {}
         quantization = quantization_config(spec, dtype)
         if quantization is not None:
-            if spec.source == "single_file":
-                raise ModelLoadError(
-                    f"model.quantize: quantising a single-file {spec.family} checkpoint is not supported; "
-                    "point model.path at a diffusers folder"
-                )
+            self.refuse_quantized_single_file(spec)
             try:
                 kwargs["transformer"] = self.transformer_class.from_pretrained(
                     spec.path,
@@ -64,6 +60,14 @@ class FlowTransformerFamily(FamilyAdapter):
                 raise ModelLoadError(f"cannot load the transformer of {spec.path} quantised: {exc}") from exc
         pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache, **kwargs)
         return {k: pipe.components[k] for k in names}
+
+    @staticmethod
+    def refuse_quantized_single_file(spec: ModelSpec) -> None:
+        if spec.source == "single_file" and spec.quantize in ("int8", "nf4"):
+            raise ModelLoadError(
+                f"model.quantize: quantising a single-file {spec.family} checkpoint is not supported; "
+                "point model.path at a diffusers folder"
+            )
 
     def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
         # The text encoders stay frozen (the spec refuses train_text_encoder for these families).

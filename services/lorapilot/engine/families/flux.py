@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from diffusers import FluxPipeline, FluxTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
+from lorapilot.engine.families import split_files
 from lorapilot.engine.families.base import (
     Conditioning,
     ImageGeometry,
@@ -22,6 +23,7 @@ from lorapilot.engine.families.base import (
     ModelFacts,
     register_adapter,
 )
+from lorapilot.engine.families.bfl_layout import flux_config, flux_to_diffusers
 from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
 from lorapilot.families import FLUX_DEV, FLUX_SCHNELL
 from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
@@ -34,6 +36,53 @@ class FluxFacts(ModelFacts):
     timestep_distilled: bool  # schnell: no guidance embedding
     max_sequence_length: int  # T5 tokens
     train_guidance: float = 1.0  # the guidance embedding's input while training (dev)
+
+
+# The released ae.safetensors' latent normalisation and the released schedulers (black-forest-labs'
+# FLUX.1-dev / -schnell scheduler_config.json): dev shifts by resolution, schnell not at all.
+AE_FACTORS = {"scaling_factor": 0.3611, "shift_factor": 0.1159}
+DEV_SCHEDULER = {
+    "shift": 3.0,
+    "use_dynamic_shifting": True,
+    "base_shift": 0.5,
+    "max_shift": 1.15,
+    "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+}
+SCHNELL_SCHEDULER = {"shift": 1.0, "use_dynamic_shifting": False}
+
+
+def split_file_components(spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> dict[str, Any]:
+    """A FLUX pipeline's components from a BFL-layout transformer file plus clip_l, t5xxl and ae files."""
+    path = Path(spec.path)
+    family = spec.family
+    clip_path = split_files.required(spec.clip_l, "clip_l", family, spec.path)
+    t5_path = split_files.required(spec.t5xxl, "t5xxl", family, spec.path)
+    vae_path = split_files.required(spec.vae, "vae", family, spec.path)
+    state = split_files.read_state(path, "path")
+    config = flux_config(state)
+    transformer = split_files.diffusers_model(
+        model_class=FluxTransformer2DModel,
+        config=config,
+        state=flux_to_diffusers(state),
+        dtype=dtype,
+        field="path",
+        path=path,
+    )
+    clip = split_files.clip_text_encoder(clip_path, dtype, act="quick_gelu", field="clip_l")
+    t5 = split_files.t5_text_encoder(t5_path, dtype, field="t5xxl")
+    scheduler = DEV_SCHEDULER if config["guidance_embeds"] else SCHNELL_SCHEDULER
+    return {
+        "transformer": transformer,
+        "text_encoder": clip,
+        "text_encoder_2": t5,
+        "tokenizer": split_files.clip_tokenizer(
+            clip_path, clip.config.vocab_size, config_cache, pad_token="<|endoftext|>"
+        ),
+        "tokenizer_2": split_files.t5_tokenizer(t5_path, t5.config.vocab_size),
+        "vae": split_files.vae(vae_path, dtype, **AE_FACTORS),
+        "scheduler": FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, **scheduler),
+    }
 
 
 @register_adapter(FLUX_DEV, FLUX_SCHNELL)
@@ -52,7 +101,11 @@ class Flux(FlowTransformerFamily):
             "transformer",
             "scheduler",
         )
-        components = self.load_components(spec, dtype, config_cache, names)
+        if spec.source == "single_file":
+            self.refuse_quantized_single_file(spec)
+            components = split_file_components(spec, dtype, config_cache)
+        else:
+            components = self.load_components(spec, dtype, config_cache, names)
         components |= {"image_encoder": None, "feature_extractor": None}
         distilled_steps = not components["transformer"].config.guidance_embeds
         files_hold = FLUX_SCHNELL if distilled_steps else FLUX_DEV  # the checkpoint decides, not the name

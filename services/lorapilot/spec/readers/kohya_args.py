@@ -73,17 +73,13 @@ def _family_flag(name: str):
 
 
 def _component_file(name: str):
-    """A component file only one family's sd-scripts script takes (FLUX's clip_l, t5xxl, ae): it
-    names the family, and is refused, as LoRA Pilot loads whole models."""
+    """A component file of a split-file model (sd-scripts' clip_l, t5xxl, ae): onto model.clip_l,
+    model.t5xxl, model.vae; it also hints at the family whose script takes it (the files decide)."""
+    field = "vae" if name == "ae" else name
 
     def handle(draft: Draft, value: Any, source: str) -> None:
         draft.hints.setdefault("family_flags", {})[KOHYA_COMPONENT, name] = (True, source)
-        draft.issue(
-            source,
-            "not supported by LoRA Pilot: separate FLUX component files",
-            value,
-            hint="point pretrained_model_name_or_path at a diffusers FLUX folder or a full checkpoint",
-        )
+        draft.put(("model", field), value, source)
 
     return handle
 
@@ -308,6 +304,7 @@ TABLE: dict[str, Rule] = {
     "v_parameterization": To(("model", "v_parameterization")),
     "vae": To(("model", "vae")),
     **{name: _component_file(name) for name in alias_names(KOHYA_COMPONENT)},
+    "clip_g": To(("model", "clip_g")),  # sd3_train_network.py
     "fp8_base": _fp8_base,
     "blocks_to_swap": To(("training", "blocks_to_swap")),
     "lowram": To(("training", "low_vram")),
