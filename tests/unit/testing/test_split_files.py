@@ -28,9 +28,7 @@ FLUX = (families.FLUX_DEV, families.FLUX_SCHNELL)
 @pytest.fixture(scope="module")
 def split(tiny_models, tmp_path_factory) -> dict[str, dict[str, Path]]:
     root = tmp_path_factory.mktemp("split")
-    return {
-        f.id: write_flux_split_files(tiny_models[f.id], root / f.id, f"{f.id}.safetensors") for f in FLUX
-    }
+    return {f.id: write_flux_split_files(tiny_models[f.id], root / f.id, f"{f.id}.safetensors") for f in FLUX}
 
 
 def _spec(family: families.Family, paths: dict[str, Path], t5: str = "t5xxl") -> ModelSpec:
