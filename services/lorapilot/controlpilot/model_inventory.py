@@ -24,9 +24,9 @@ from lorapilot.atomic_files import write_atomic
 from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
 from lorapilot.families import Family
 from lorapilot.families.recognition import (
+    components_in_file,
     family_of_tensor_names,
     guess_from_name,
-    holds_components,
     probe_folder,
 )
 from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
@@ -183,10 +183,12 @@ def _family(path: Path, fmt: str) -> tuple[Family | None, str]:
         except (OSError, HeaderError) as exc:
             return None, f"unreadable: {exc}"
         family = family_of_tensor_names(tensor_names(header))
-        if family and family.split_files and not holds_components(path):
-            others = ", ".join(name for name in family.split_files)
+        apart = [
+            name for name in (family.split_files if family else ()) if name not in components_in_file(path)
+        ]
+        if family and apart:
             return family, (
-                f"read from its tensor names; the transformer only: training takes {others} "
+                f"read from its tensor names; its {', '.join(apart)} files are separate: training takes them "
                 "from models/clip (or text_encoders) and models/vae, or from the config"
             )
         if family:

@@ -147,7 +147,12 @@ SD3 = register(
         comfy=ComfyGraph("checkpoint_triple_clip", ("ckpt_name", "clip_name1", "clip_name2", "clip_name3")),
         lora=LoraTargets(MMDIT_ATTENTION),
         aliases=frozen_mapping(
-            {AITOOLKIT_ARCH: ("sd3",), AITOOLKIT_FLAG: ("is_v3",), DIFFUSION_PIPE_TYPE: ("sd3",)}
+            {
+                AITOOLKIT_ARCH: ("sd3",),
+                AITOOLKIT_FLAG: ("is_v3",),
+                DIFFUSION_PIPE_TYPE: ("sd3",),
+                KOHYA_COMPONENT: ("clip_g",),  # only sd3_train_network.py takes it
+            }
         ),
         split_files=("clip_l", "clip_g", "t5xxl", "vae"),
         **FLOW_TRANSFORMER,
@@ -158,7 +163,8 @@ FLUX_ALIASES = frozen_mapping(
         AITOOLKIT_ARCH: ("flux",),
         AITOOLKIT_FLAG: ("is_flux",),
         DIFFUSION_PIPE_TYPE: ("flux",),
-        KOHYA_COMPONENT: ("clip_l", "t5xxl", "ae"),  # file arguments of sd-scripts' flux_train_network.py
+        # the file argument only sd-scripts' flux_train_network.py takes (clip_l and t5xxl: SD3's too)
+        KOHYA_COMPONENT: ("ae",),
     }
 )
 FLUX_SPLIT_FILES = ("clip_l", "t5xxl", "vae")  # sd-scripts' clip_l, t5xxl and ae

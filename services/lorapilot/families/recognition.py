@@ -55,16 +55,24 @@ def family_of_tensor_names(keys: list[str]) -> Family | None:
     return None
 
 
-def holds_components(path: Path) -> bool:
-    """Whether a single file carries its text encoders and VAE too (an all-in-one checkpoint), as
-    opposed to a transformer-only file of ComfyUI's split layout."""
+# Where a checkpoint that bundles components keeps them (ComfyUI's and Stability's all-in-one files),
+# by the ModelSpec field that would otherwise name a separate file.
+BUNDLED_PREFIXES = {
+    "clip_l": "text_encoders.clip_l.transformer.",
+    "clip_g": "text_encoders.clip_g.transformer.",
+    "t5xxl": "text_encoders.t5xxl.transformer.",
+    "vae": "first_stage_model.",
+}
+
+
+def components_in_file(path: Path) -> frozenset[str]:
+    """The components (ModelSpec fields: clip_l, clip_g, t5xxl, vae) a single file bundles with its
+    denoiser; an SD3 all-in-one file holds all four, a ComfyUI models/unet file none."""
     try:
         keys = tensor_names(read_header(path))
     except (OSError, HeaderError):
-        return True  # unreadable: the loader reports it; no component files to look for
-    prefixes = {key.split(".", 1)[0] for key in keys}
-    text = {"text_encoders", "conditioner", "cond_stage_model"}
-    return "first_stage_model" in prefixes and bool(prefixes & text)
+        return frozenset()
+    return frozenset(f for f, prefix in BUNDLED_PREFIXES.items() if any(k.startswith(prefix) for k in keys))
 
 
 def guess_from_name(name: str) -> Family | None:

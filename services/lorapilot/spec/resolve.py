@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from lorapilot import families
 from lorapilot.families import Family
-from lorapilot.families.recognition import holds_components, probe_folder, probe_single_file
+from lorapilot.families.recognition import components_in_file, probe_folder, probe_single_file
 from lorapilot.safetensors_header import HeaderError, read_header
 from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
@@ -213,9 +213,11 @@ class _Resolver:
         if isinstance(model.get("vae"), str):
             self._locate_vae(model)
         family = probed or named
-        if model.get("source") == "single_file" and family and not holds_components(Path(model["path"])):
+        if model.get("source") == "single_file" and family and family.split_files:
+            bundled = components_in_file(Path(model["path"]))
             for name in family.split_files:
-                self._locate_component(model, name, family)
+                if name not in bundled:
+                    self._locate_component(model, name, family)
 
     def _locate_component(self, model: dict[str, Any], name: str, family: Family) -> None:
         """A split-file model's `name` file: as given, else found in ComfyUI's model folders."""

@@ -5,6 +5,7 @@ without "schnell" in it, so that the family has to be read from the files. FLUX.
 ComfyUI keeps split files: dev in `models/unet`, schnell in `models/diffusion_models` (neither name
 says which), `clip_l` and `t5xxl_fp16` in `models/clip`, the fp8 T5 in `models/text_encoders`, `ae`
 in `models/vae` (the tiny dev and schnell share their encoders and VAE, as the real ones do).
+SD3 is there as Stability ships it for ComfyUI (see SD3_FILE).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from lorapilot.testing.datasets import write_demo_images
-from lorapilot.testing.split_files import write_flux_split_files, write_flux_transformer, write_fp8
+from lorapilot.testing.split_files import (
+    write_flux_split_files,
+    write_flux_transformer,
+    write_fp8,
+    write_sd3_files,
+)
 from lorapilot.workspace import Workspace
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "fixtures" / "conformance"
@@ -23,6 +29,9 @@ CONFORMANCE = Path(__file__).resolve().parents[2] / "fixtures" / "conformance"
 # The split-file FLUX transformers: file names that do not say dev or schnell.
 FLUX_DEV_FILE = "flux1-tiny-a.safetensors"
 FLUX_SCHNELL_FILE = "flux1-tiny-b.safetensors"
+# SD3 as Stability ships it: MMDiT + VAE in models/checkpoints, text encoders in models/clip
+# (sd3_clip_l, sd3_clip_g, sd3_t5xxl), and an all-in-one <stem>_incl_clips_t5xxl.safetensors.
+SD3_FILE = "sd3-tiny.safetensors"
 # Dataset folders the conformance configs name (kohya's <repeats>_<name> folders included).
 DATASETS = {
     "images/2_person": 4,
@@ -45,5 +54,6 @@ def conformance_workspace(
     split = write_flux_split_files(tiny_models["flux-dev"], ws.models, FLUX_DEV_FILE, fp8_t5=False)
     write_flux_transformer(tiny_models["flux-schnell"], ws.models / "diffusion_models" / FLUX_SCHNELL_FILE)
     write_fp8(split["t5xxl"], ws.models / "text_encoders" / "t5xxl_fp8_e4m3fn.safetensors")
+    write_sd3_files(tiny_models["sd3"], ws.models, SD3_FILE)
     shutil.copytree(CONFORMANCE, ws.root / "configs" / "conformance")
     return ws

@@ -330,5 +330,8 @@ def test_split_file_flux_models_in_comfyuis_folders_are_listed_with_their_family
     schnell = models["/workspace/models/diffusion_models/flux1-b.safetensors"]
     assert (dev["family"], dev["kind"]) == ("flux-dev", "unet")
     assert (schnell["family"], schnell["kind"]) == ("flux-schnell", "diffusion_models")
-    assert "the transformer only" in dev["family_note"] and "models/clip" in dev["family_note"]
+    assert (
+        "its clip_l, t5xxl, vae files are separate" in dev["family_note"]
+        and "models/clip" in dev["family_note"]
+    )
     assert models["/workspace/models/clip/clip_l.safetensors"]["kind"] == "clip"

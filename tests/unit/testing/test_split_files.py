@@ -1,8 +1,9 @@
 """The split-file writers make what ComfyUI users have, and loading the files gives back the model.
 
 A FLUX transformer in BFL's layout, clip_l / t5xxl (fp16 and fp8 e4m3fn) in transformers' names and
-the VAE as `ae.safetensors`: read back through the FLUX adapter (configs from the shapes, nothing
-fetched), they make a pipeline that renders what the diffusers folder renders.
+the VAE as `ae.safetensors`; SD3 in Stability's layout (MMDiT and VAE in one file, text encoders
+apart, or everything in one file): read back through the family adapters (configs from the shapes,
+nothing fetched), they make a pipeline that renders what the diffusers folder renders.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import FluxPipeline
+from diffusers import FluxPipeline, StableDiffusion3Pipeline
 from safetensors.torch import load_file
 
 from lorapilot import families
 from lorapilot.engine.families import adapter_for
 from lorapilot.engine.families.bfl_layout import flux_from_diffusers, flux_to_diffusers
 from lorapilot.engine.families.loading import ModelLoadError
-from lorapilot.families.recognition import holds_components, probe_single_file
+from lorapilot.families.recognition import components_in_file, probe_single_file
 from lorapilot.spec.model import ModelSpec
-from lorapilot.testing.split_files import write_flux_split_files
+from lorapilot.testing.split_files import write_flux_split_files, write_sd3_files
 
 FLUX = (families.FLUX_DEV, families.FLUX_SCHNELL)
 
@@ -51,7 +52,7 @@ def test_the_transformer_file_has_bfl_names_and_is_told_dev_or_schnell(family, s
     assert ("guidance_in.in_layer.weight" in keys) == (family is families.FLUX_DEV)
     assert not any(k.startswith(("transformer_blocks.", "x_embedder")) for k in keys)
     assert probe_single_file(path) is family
-    assert not holds_components(path)
+    assert components_in_file(path) == frozenset()
 
 
 def test_bfl_layout_round_trips_the_diffusers_weights(tiny_models):
@@ -104,3 +105,49 @@ def test_a_wrong_file_as_a_component_is_refused_by_name(split, tmp_path):
     spec = _spec(families.FLUX_DEV, paths).model_copy(update={"clip_l": str(paths["t5xxl"])})
     with pytest.raises(ModelLoadError, match=r"model\.clip_l: .*not a CLIP text encoder"):
         adapter_for(spec.family).load(spec, torch.float32, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def sd3_files(tiny_models, tmp_path_factory) -> dict[str, Path]:
+    return write_sd3_files(tiny_models["sd3"], tmp_path_factory.mktemp("sd3"), "sd3-tiny.safetensors")
+
+
+def test_the_sd3_files_have_stabilitys_names_and_say_what_they_bundle(sd3_files):
+    keys = set(load_file(sd3_files["path"]))
+    assert "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight" in keys
+    assert "model.diffusion_model.joint_blocks.1.context_block.adaLN_modulation.1.weight" in keys
+    assert probe_single_file(sd3_files["path"]) is families.SD3
+    assert components_in_file(sd3_files["path"]) == {"vae"}
+    assert components_in_file(sd3_files["all_in_one"]) == {"clip_l", "clip_g", "t5xxl", "vae"}
+
+
+@pytest.mark.parametrize("layout", ["split", "all_in_one"])
+def test_sd3_files_load_as_the_same_model_and_render_the_same_image(layout, sd3_files, tiny_models, tmp_path):
+    if layout == "split":
+        components = {f: str(sd3_files[f]) for f in ("clip_l", "clip_g", "t5xxl")}
+        spec = ModelSpec(family="sd3", path=str(sd3_files["path"]), source="single_file", **components)
+    else:
+        spec = ModelSpec(family="sd3", path=str(sd3_files["all_in_one"]), source="single_file")
+    loaded = adapter_for("sd3").load(spec, torch.float32, tmp_path)
+    reference = StableDiffusion3Pipeline.from_pretrained(tiny_models["sd3"], dtype=torch.float32)
+    for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
+        ours, theirs = loaded[name].state_dict(), reference.components[name].state_dict()
+        assert ours.keys() == theirs.keys(), name
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+
+    def render(pipe: StableDiffusion3Pipeline) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return pipe(
+            "a photo", height=64, width=64, num_inference_steps=2, generator=generator, output_type="pt"
+        ).images
+
+    ours = StableDiffusion3Pipeline(
+        **{k: v for k, v in loaded.components.items() if k in reference.components}
+    )
+    assert torch.allclose(render(ours), render(reference), atol=1e-4)
+
+
+def test_an_sd3_file_without_its_text_encoders_names_the_missing_field(sd3_files, tmp_path):
+    spec = ModelSpec(family="sd3", path=str(sd3_files["path"]), source="single_file")
+    with pytest.raises(ModelLoadError, match=r"model\.clip_l: .*does not hold its clip_l; set model\.clip_l"):
+        adapter_for("sd3").load(spec, torch.float32, tmp_path)

@@ -53,34 +53,28 @@ SCHNELL_SCHEDULER = {"shift": 1.0, "use_dynamic_shifting": False}
 
 
 def split_file_components(spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> dict[str, Any]:
-    """A FLUX pipeline's components from a BFL-layout transformer file plus clip_l, t5xxl and ae files."""
-    path = Path(spec.path)
-    family = spec.family
-    clip_path = split_files.required(spec.clip_l, "clip_l", family, spec.path)
-    t5_path = split_files.required(spec.t5xxl, "t5xxl", family, spec.path)
-    vae_path = split_files.required(spec.vae, "vae", family, spec.path)
-    state = split_files.read_state(path, "path")
+    """A FLUX pipeline's components from a BFL-layout transformer file plus clip_l, t5xxl and ae files
+    (or the ones a full checkpoint bundles)."""
+    source = split_files.denoiser_part(Path(spec.path), "model.diffusion_model.")
+    state = split_files.read_state(source)
     config = flux_config(state)
     transformer = split_files.diffusers_model(
-        model_class=FluxTransformer2DModel,
-        config=config,
-        state=flux_to_diffusers(state),
-        dtype=dtype,
-        field="path",
-        path=path,
+        FluxTransformer2DModel, config, flux_to_diffusers(state), dtype, source
     )
-    clip = split_files.clip_text_encoder(clip_path, dtype, act="quick_gelu", field="clip_l")
-    t5 = split_files.t5_text_encoder(t5_path, dtype, field="t5xxl")
+    clip_part = split_files.part(spec, "clip_l", "tokenizer")
+    t5_part = split_files.part(spec, "t5xxl", "tokenizer_2")
+    clip = split_files.clip_text_encoder(clip_part, dtype, act="quick_gelu", projection=False)
+    t5 = split_files.t5_text_encoder(t5_part, dtype)
     scheduler = DEV_SCHEDULER if config["guidance_embeds"] else SCHNELL_SCHEDULER
     return {
         "transformer": transformer,
         "text_encoder": clip,
         "text_encoder_2": t5,
         "tokenizer": split_files.clip_tokenizer(
-            clip_path, clip.config.vocab_size, config_cache, pad_token="<|endoftext|>"
+            clip_part, clip.config.vocab_size, config_cache, "<|endoftext|>"
         ),
-        "tokenizer_2": split_files.t5_tokenizer(t5_path, t5.config.vocab_size),
-        "vae": split_files.vae(vae_path, dtype, **AE_FACTORS),
+        "tokenizer_2": split_files.t5_tokenizer(t5_part, t5.config.vocab_size),
+        "vae": split_files.vae(split_files.part(spec, "vae"), dtype, **AE_FACTORS),
         "scheduler": FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, **scheduler),
     }
 

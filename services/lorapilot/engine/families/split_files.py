@@ -4,11 +4,14 @@ A transformer file in the original layout, `clip_l` (and SD3's `clip_g`), `t5xxl
 e4m3fn upcast here to the compute dtype) and the `ae`/VAE file carry weights only; each module's
 config is read off the tensor shapes, and the tokenizers come from a folder named like the file
 beside it (`t5xxl_fp16/` beside `t5xxl_fp16.safetensors`) or, for the released vocabularies, from
-data the project carries (CLIP) or ComfyUI's copy (T5). Nothing is fetched.
+data the project carries (CLIP) or ComfyUI's copy (T5). Nothing is fetched. A checkpoint that
+bundles some components (SD3's `text_encoders.clip_l.transformer.*`, `first_stage_model.*`) is
+read the same way, each component under its prefix.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,7 @@ import torch
 from accelerate import init_empty_weights
 from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoTokenizer,
     CLIPTextConfig,
@@ -31,6 +33,9 @@ from transformers import (
 from lorapilot.engine.families.clip_vocab import VOCAB_SIZE as CLIP_VOCAB
 from lorapilot.engine.families.clip_vocab import ClipVocabMissingError, write_clip_tokenizer
 from lorapilot.engine.families.loading import ModelLoadError
+from lorapilot.families.recognition import BUNDLED_PREFIXES, components_in_file
+from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
+from lorapilot.spec.model import ModelSpec
 
 # Attention heads of the released CLIP widths (heads cannot be seen in the weights); any other width
 # gets 64-wide heads, at least 4 (the tiny test encoders' count).
@@ -42,16 +47,57 @@ COMFYUI_HOMES = (Path("/opt/ComfyUI"), Path("/workspace/ComfyUI"))
 _FLOAT8 = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)}
 
 
-def read_state(path: str | Path, field: str, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The tensors of `path` under `prefix` (prefix dropped); `field` names the spec field for errors."""
+@dataclass(frozen=True)
+class Part:
+    """Where one component's tensors are: the file, the prefix they carry in it, and the folders its
+    tokenizer may be in."""
+
+    field: str  # the ModelSpec field that names it ("path" for the transformer)
+    path: Path
+    prefix: str = ""
+    tokenizer_dirs: tuple[Path, ...] = ()
+
+
+def part(spec: ModelSpec, field: str, tokenizer: str | None = None) -> Part:
+    """Component `field` of the split-file model `spec`: inside the model file if it bundles it,
+    else the file the spec names. `tokenizer` is its subfolder in a diffusers folder beside a file."""
+    path = Path(spec.path)
+    if field in components_in_file(path):
+        beside = path.with_suffix("")
+        dirs = (beside / field, *([beside / tokenizer] if tokenizer else []))
+        return Part(field, path, BUNDLED_PREFIXES[field], dirs)
+    named = getattr(spec, field)
+    if not named:
+        folder = "vae" if field == "vae" else "clip"
+        raise ModelLoadError(
+            f"model.{field}: the {spec.family} file {path.name} does not hold its {field}; set model.{field} "
+            f"(or put the file in /workspace/models/{folder}/)"
+        )
+    return Part(field, Path(named), "", (Path(named).with_suffix(""),))
+
+
+def denoiser_part(path: Path, prefix: str) -> Part:
+    """The denoiser's tensors of a single file: under `prefix` in a full checkpoint, else at the top
+    (a ComfyUI models/unet file may carry either naming)."""
     try:
-        state = load_file(str(path))
+        keys = tensor_names(read_header(path))
+    except (OSError, HeaderError) as exc:
+        raise ModelLoadError(f"model.path: cannot read {path}: {exc}") from exc
+    return Part("path", path, prefix if any(k.startswith(prefix) for k in keys) else "")
+
+
+def read_state(source: Part) -> dict[str, torch.Tensor]:
+    """The tensors of a component, its prefix dropped; only those under the prefix are read."""
+    try:
+        with safe_open(str(source.path), framework="pt") as handle:
+            keys = [key for key in handle.keys() if key.startswith(source.prefix)]  # noqa: SIM118
+            if source.field == "path":  # the denoiser: not the components a checkpoint bundles
+                keys = [key for key in keys if not key.startswith(tuple(BUNDLED_PREFIXES.values()))]
+            state = {key[len(source.prefix) :]: handle.get_tensor(key) for key in keys}
     except (OSError, SafetensorError) as exc:
-        raise ModelLoadError(f"model.{field}: cannot read {path}: {exc}") from exc
-    if prefix:
-        state = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-        if not state:
-            raise ModelLoadError(f"model.{field}: {path} holds no tensors under {prefix!r}")
+        raise ModelLoadError(f"model.{source.field}: cannot read {source.path}: {exc}") from exc
+    if not state:
+        raise ModelLoadError(f"model.{source.field}: {source.path} holds no tensors under {source.prefix!r}")
     return state
 
 
@@ -60,9 +106,7 @@ def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch
     return {k: v.to(dtype) if v.is_floating_point() or v.dtype in _FLOAT8 else v for k, v in state.items()}
 
 
-def _assign(
-    model: torch.nn.Module, state: dict[str, torch.Tensor], field: str, path: Path
-) -> torch.nn.Module:
+def _assign(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Part) -> torch.nn.Module:
     """Load `state` into an empty `model`; every parameter must be in the file."""
     own = model.state_dict()
     # transformers names CLIPTextModel's tensors with or without `text_model.` depending on version
@@ -75,18 +119,22 @@ def _assign(
     missing = sorted(set(own) - set(wanted) - {n for n, _ in model.named_buffers()})
     if missing:
         raise ModelLoadError(
-            f"model.{field}: {path.name} lacks {len(missing)} tensors of its model (e.g. {missing[0]}); "
+            f"model.{source.field}: {source.path.name} lacks {len(missing)} tensors of its model "
+            f"(e.g. {source.prefix}{missing[0]}); "
             "is it the right kind of file?"
         )
     model.load_state_dict(wanted, strict=False, assign=True)
     return model.eval().requires_grad_(False)
 
 
-def clip_text_encoder(
-    path: Path, dtype: torch.dtype, *, act: str, field: str, prefix: str = "", eos_id: int | None = None
-) -> CLIPTextModel:
-    """A CLIP text encoder from transformers-named weights (ComfyUI's clip_l/clip_g files)."""
-    raw = read_state(path, field, prefix)
+def clip_text_encoder(source: Part, dtype: torch.dtype, *, act: str, projection: bool) -> CLIPTextModel:
+    """A CLIP text encoder from transformers-named weights (ComfyUI's clip_l/clip_g files).
+
+    `projection`: the pooled output goes through `text_projection` (SD3), which the file must hold;
+    without it (FLUX) a projection in the file is left out, as the pipeline pools without one.
+    """
+    field, path = source.field, source.path
+    raw = read_state(source)
     kept = ("text_model.", "text_projection.")
     state = {k if k.startswith(kept) else f"text_model.{k}": v for k, v in raw.items()}
     try:
@@ -96,7 +144,14 @@ def clip_text_encoder(
     except KeyError as exc:
         raise ModelLoadError(f"model.{field}: {path.name} is not a CLIP text encoder (no {exc})") from exc
     layers = len({k.split(".")[3] for k in state if k.startswith("text_model.encoder.layers.")})
-    projection = state.get("text_projection.weight")
+    projected = state.get("text_projection.weight")
+    if projection and projected is None:
+        raise ModelLoadError(
+            f"model.{field}: {path.name} has no text_projection, which this model pools with"
+        )
+    if not projection:
+        state.pop("text_projection.weight", None)
+        projected = None
     config = CLIPTextConfig(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -105,20 +160,21 @@ def clip_text_encoder(
         num_attention_heads=CLIP_HEADS.get(hidden, max(4, hidden // 64)),
         max_position_embeddings=positions,
         hidden_act=act,
-        projection_dim=projection.shape[0] if projection is not None else hidden,
+        projection_dim=projected.shape[0] if projected is not None else hidden,
         bos_token_id=vocab - 2,  # <|startoftext|> and <|endoftext|> close every CLIP vocabulary
-        eos_token_id=eos_id if eos_id is not None else vocab - 1,
+        eos_token_id=vocab - 1,
         pad_token_id=vocab - 1,
     )
-    model_class = CLIPTextModelWithProjection if projection is not None else CLIPTextModel
+    model_class = CLIPTextModelWithProjection if projection else CLIPTextModel
     with init_empty_weights(include_buffers=False):
         model = model_class(config)
-    return _assign(model, _cast(state, dtype), field, path)
+    return _assign(model, _cast(state, dtype), source)
 
 
-def t5_text_encoder(path: Path, dtype: torch.dtype, *, field: str, prefix: str = "") -> T5EncoderModel:
+def t5_text_encoder(source: Part, dtype: torch.dtype) -> T5EncoderModel:
     """A T5 v1.1 encoder from transformers-named weights (ComfyUI's t5xxl_fp16 / fp8_e4m3fn files)."""
-    state = read_state(path, field, prefix)
+    field, path = source.field, source.path
+    state = read_state(source)
     block = "encoder.block.0.layer."
     try:
         vocab, width = state["shared.weight"].shape
@@ -144,14 +200,13 @@ def t5_text_encoder(path: Path, dtype: torch.dtype, *, field: str, prefix: str =
     state.setdefault("encoder.embed_tokens.weight", state["shared.weight"])
     with init_empty_weights(include_buffers=False):
         model = T5EncoderModel(config)
-    return _assign(model, _cast(state, dtype), field, path)
+    return _assign(model, _cast(state, dtype), source)
 
 
-def vae(
-    path: Path, dtype: torch.dtype, *, scaling_factor: float, shift_factor: float, prefix: str = ""
-) -> AutoencoderKL:
+def vae(source: Part, dtype: torch.dtype, *, scaling_factor: float, shift_factor: float) -> AutoencoderKL:
     """A 16-channel flow-model VAE from the LDM layout (BFL's ae.safetensors, SD3's first stage)."""
-    state = read_state(path, "vae", prefix)
+    path = source.path
+    state = read_state(source)
     try:
         levels = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.down."))
         widths = [state[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] for i in range(levels)]
@@ -176,18 +231,19 @@ def vae(
     converted = convert_ldm_vae_checkpoint(state, config)
     with init_empty_weights(include_buffers=False):
         model = AutoencoderKL(**config)
-    return _assign(model, _cast(converted, dtype), "vae", path)
+    return _assign(model, _cast(converted, dtype), source)
 
 
-def clip_tokenizer(path: Path, vocab: int, config_cache: Path, pad_token: str) -> PreTrainedTokenizerBase:
-    """The tokenizer of a CLIP file: a folder named like it beside it, else OpenAI's (49,408 tokens)."""
-    beside = _beside(path)
+def clip_tokenizer(source: Part, vocab: int, config_cache: Path, pad_token: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a CLIP encoder: a folder named like its file beside it, else OpenAI's (49,408
+    tokens, rebuilt from the data the project carries)."""
+    beside = _tokenizer_dir(source)
     if beside is not None:
         return AutoTokenizer.from_pretrained(str(beside), local_files_only=True)
     if vocab != CLIP_VOCAB:
         raise ModelLoadError(
-            f"{path.name}: a CLIP encoder of {vocab} tokens is not OpenAI's; put its tokenizer files "
-            f"(vocab.json, merges.txt) in {path.with_suffix('')}/"
+            f"model.{source.field}: a CLIP encoder of {vocab} tokens is not OpenAI's; put its tokenizer "
+            f"files (vocab.json, merges.txt) in {source.tokenizer_dirs[0]}/"
         )
     dest = config_cache / f"clip-tokenizer-{'pad-eos' if pad_token.startswith('<') else 'pad-bang'}"
     try:
@@ -197,45 +253,33 @@ def clip_tokenizer(path: Path, vocab: int, config_cache: Path, pad_token: str) -
     return AutoTokenizer.from_pretrained(str(dest), local_files_only=True)
 
 
-def t5_tokenizer(path: Path, vocab: int) -> PreTrainedTokenizerBase:
-    """The tokenizer of a T5 file: a folder named like it beside it, else ComfyUI's copy of T5 v1.1's."""
-    beside = _beside(path)
+def t5_tokenizer(source: Part, vocab: int) -> PreTrainedTokenizerBase:
+    """The tokenizer of a T5 encoder: a folder named like its file beside it, else ComfyUI's copy of
+    T5 v1.1's (the project carries no T5 vocabulary)."""
+    beside = _tokenizer_dir(source)
     if beside is None and vocab == T5_VOCAB:
         shipped = [home / COMFYUI_T5_TOKENIZER for home in COMFYUI_HOMES]
         beside = next((folder for folder in shipped if folder.is_dir()), None)
     if beside is None:
         raise ModelLoadError(
-            f"model.t5xxl: no tokenizer for {path.name}; put the T5 v1.1 tokenizer files (tokenizer.json, "
-            f"tokenizer_config.json, as in google/t5-v1_1-xxl) in {path.with_suffix('')}/"
+            f"model.{source.field}: no tokenizer for {source.path.name}; put T5 v1.1's tokenizer files "
+            f"(tokenizer.json, tokenizer_config.json of google/t5-v1_1-xxl) in {source.tokenizer_dirs[0]}/"
         )
     return AutoTokenizer.from_pretrained(str(beside), local_files_only=True)
 
 
-def _beside(path: Path) -> Path | None:
-    folder = path.with_suffix("")
-    return folder if (folder / "tokenizer_config.json").is_file() else None
-
-
-def required(spec_value: str | None, field: str, family: str, model_path: str) -> Path:
-    """A component file the spec must name (the resolver fills it in from ComfyUI's folders)."""
-    if not spec_value:
-        raise ModelLoadError(
-            f"model.{field}: the {family} transformer file {Path(model_path).name} needs its {field} file; "
-            f"set model.{field} (or put it in /workspace/models/{'vae' if field == 'vae' else 'clip'}/)"
-        )
-    return Path(spec_value)
+def _tokenizer_dir(source: Part) -> Path | None:
+    return next((d for d in source.tokenizer_dirs if (d / "tokenizer_config.json").is_file()), None)
 
 
 def diffusers_model(
-    *,
     model_class: type[torch.nn.Module],
     config: dict[str, Any],
     state: dict[str, torch.Tensor],
     dtype: torch.dtype,
-    field: str,
-    path: Path,
+    source: Part,
 ) -> Any:
     """A diffusers model built empty from `config` and filled with `state` in `dtype`."""
     with init_empty_weights(include_buffers=False):
         model = model_class(**config)
-    return _assign(model, _cast(state, dtype), field, path)
+    return _assign(model, _cast(state, dtype), source)

@@ -73,12 +73,13 @@ def _family_flag(name: str):
 
 
 def _component_file(name: str):
-    """A component file of a split-file model (sd-scripts' clip_l, t5xxl, ae): onto model.clip_l,
-    model.t5xxl, model.vae; it also hints at the family whose script takes it (the files decide)."""
+    """A component file of a split-file model (sd-scripts' clip_l, clip_g, t5xxl, ae): onto
+    model.clip_l, clip_g, t5xxl, vae; one only a family's script takes hints at it (the files decide)."""
     field = "vae" if name == "ae" else name
 
     def handle(draft: Draft, value: Any, source: str) -> None:
-        draft.hints.setdefault("family_flags", {})[KOHYA_COMPONENT, name] = (True, source)
+        if name in alias_names(KOHYA_COMPONENT):
+            draft.hints.setdefault("family_flags", {})[KOHYA_COMPONENT, name] = (True, source)
         draft.put(("model", field), value, source)
 
     return handle
@@ -303,8 +304,7 @@ TABLE: dict[str, Rule] = {
     **{flag: _family_flag(flag) for flag in alias_names(KOHYA_FLAG)},
     "v_parameterization": To(("model", "v_parameterization")),
     "vae": To(("model", "vae")),
-    **{name: _component_file(name) for name in alias_names(KOHYA_COMPONENT)},
-    "clip_g": To(("model", "clip_g")),  # sd3_train_network.py
+    **{name: _component_file(name) for name in ("clip_l", "clip_g", "t5xxl", "ae")},
     "fp8_base": _fp8_base,
     "blocks_to_swap": To(("training", "blocks_to_swap")),
     "lowram": To(("training", "low_vram")),
