@@ -23,9 +23,13 @@ def frozen_mapping(mapping: Mapping[str, V] | None = None) -> Mapping[str, V]:
     return MappingProxyType(dict(mapping or {}))
 
 
+NOT_EMPTY = "<not empty>"  # a ConfigMarker value: the key holds a non-empty list (or any true value)
+
+
 @dataclass(frozen=True)
 class ConfigMarker:
-    """`key` of the JSON file `file` (relative to a diffusers folder) holds `value`."""
+    """`key` of the JSON file `file` (relative to a diffusers folder) holds `value` (or, with
+    `NOT_EMPTY`, anything but null, false, 0 or an empty list)."""
 
     file: str
     key: str

@@ -13,7 +13,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from lorapilot.families.family import ConfigMarker, Family
+from lorapilot.families.family import NOT_EMPTY, ConfigMarker, Family
 from lorapilot.families.registry import newest_first
 from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
 
@@ -28,7 +28,8 @@ def probe_folder(folder: Path) -> Family | None:
     def holds(marker: ConfigMarker) -> bool:
         if marker.file not in configs:
             configs[marker.file] = _read_json(folder / marker.file)
-        return configs[marker.file].get(marker.key) == marker.value
+        found = configs[marker.file].get(marker.key)
+        return bool(found) if marker.value == NOT_EMPTY else found == marker.value
 
     for family in candidates:
         if any(holds(marker) for marker in family.recognition.folder_markers):

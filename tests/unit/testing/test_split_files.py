@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import FluxPipeline, StableDiffusion3Pipeline
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from lorapilot import families
 from lorapilot.engine.families import adapter_for
@@ -107,29 +107,46 @@ def test_a_wrong_file_as_a_component_is_refused_by_name(split, tmp_path):
         adapter_for(spec.family).load(spec, torch.float32, tmp_path)
 
 
+SD3_LINE = (families.SD3, families.SD35_LARGE, families.SD35_MEDIUM)
+
+
 @pytest.fixture(scope="module")
-def sd3_files(tiny_models, tmp_path_factory) -> dict[str, Path]:
-    return write_sd3_files(tiny_models["sd3"], tmp_path_factory.mktemp("sd3"), "sd3-tiny.safetensors")
+def sd3_line_files(tiny_models, tmp_path_factory) -> dict[str, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("sd3")
+    return {
+        f.id: write_sd3_files(tiny_models[f.id], root / f.id, f"{f.id}-tiny.safetensors") for f in SD3_LINE
+    }
 
 
-def test_the_sd3_files_have_stabilitys_names_and_say_what_they_bundle(sd3_files):
-    keys = set(load_file(sd3_files["path"]))
+@pytest.mark.parametrize("family", SD3_LINE, ids=str)
+def test_the_sd3_files_have_stabilitys_names_and_tell_sd3_from_sd35(family, sd3_line_files):
+    files = sd3_line_files[family.id]
+    keys = set(load_file(files["path"]))
     assert "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight" in keys
     assert "model.diffusion_model.joint_blocks.1.context_block.adaLN_modulation.1.weight" in keys
-    assert probe_single_file(sd3_files["path"]) is families.SD3
-    assert components_in_file(sd3_files["path"]) == {"vae"}
-    assert components_in_file(sd3_files["all_in_one"]) == {"clip_l", "clip_g", "t5xxl", "vae"}
+    assert probe_single_file(files["path"]) is family
+    assert probe_single_file(files["all_in_one"]) is family
+    assert components_in_file(files["path"]) == {"vae"}
+    assert components_in_file(files["all_in_one"]) == {"clip_l", "clip_g", "t5xxl", "vae"}
 
 
-@pytest.mark.parametrize("layout", ["split", "all_in_one"])
-def test_sd3_files_load_as_the_same_model_and_render_the_same_image(layout, sd3_files, tiny_models, tmp_path):
+@pytest.mark.parametrize(
+    ("family", "layout"),
+    [(families.SD3, "split"), (families.SD3, "all_in_one")]
+    + [(f, "all_in_one") for f in (families.SD35_LARGE, families.SD35_MEDIUM)],
+    ids=str,
+)
+def test_sd3_files_load_as_the_same_model_and_render_the_same_image(
+    family, layout, sd3_line_files, tiny_models, tmp_path
+):
+    files = sd3_line_files[family.id]
     if layout == "split":
-        components = {f: str(sd3_files[f]) for f in ("clip_l", "clip_g", "t5xxl")}
-        spec = ModelSpec(family="sd3", path=str(sd3_files["path"]), source="single_file", **components)
+        components = {f: str(files[f]) for f in ("clip_l", "clip_g", "t5xxl")}
+        spec = ModelSpec(family=family.id, path=str(files["path"]), source="single_file", **components)
     else:
-        spec = ModelSpec(family="sd3", path=str(sd3_files["all_in_one"]), source="single_file")
-    loaded = adapter_for("sd3").load(spec, torch.float32, tmp_path)
-    reference = StableDiffusion3Pipeline.from_pretrained(tiny_models["sd3"], dtype=torch.float32)
+        spec = ModelSpec(family=family.id, path=str(files["all_in_one"]), source="single_file")
+    loaded = adapter_for(family.id).load(spec, torch.float32, tmp_path)
+    reference = StableDiffusion3Pipeline.from_pretrained(tiny_models[family.id], dtype=torch.float32)
     for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
         ours, theirs = loaded[name].state_dict(), reference.components[name].state_dict()
         assert ours.keys() == theirs.keys(), name
@@ -147,7 +164,19 @@ def test_sd3_files_load_as_the_same_model_and_render_the_same_image(layout, sd3_
     assert torch.allclose(render(ours), render(reference), atol=1e-4)
 
 
-def test_an_sd3_file_without_its_text_encoders_names_the_missing_field(sd3_files, tmp_path):
-    spec = ModelSpec(family="sd3", path=str(sd3_files["path"]), source="single_file")
+def test_an_sd3_file_without_its_text_encoders_names_the_missing_field(sd3_line_files, tmp_path):
+    spec = ModelSpec(
+        family=families.SD3.id, path=str(sd3_line_files[families.SD3.id]["path"]), source="single_file"
+    )
     with pytest.raises(ModelLoadError, match=r"model\.clip_l: .*does not hold its clip_l; set model\.clip_l"):
-        adapter_for("sd3").load(spec, torch.float32, tmp_path)
+        adapter_for(spec.family).load(spec, torch.float32, tmp_path)
+
+
+def test_a_scaled_fp8_file_is_refused_rather_than_loaded_unscaled(split, tmp_path):
+    paths = split["flux-dev"]
+    scaled = tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors"
+    state = load_file(paths["t5xxl_fp8"]) | {"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)}
+    save_file(state, str(scaled))
+    spec = _spec(families.FLUX_DEV, paths).model_copy(update={"t5xxl": str(scaled)})
+    with pytest.raises(ModelLoadError, match=r"model\.t5xxl: .*scaled fp8 file"):
+        adapter_for(spec.family).load(spec, torch.float32, tmp_path)

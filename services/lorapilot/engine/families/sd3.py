@@ -1,5 +1,8 @@
 """Stable Diffusion 3 / 3.5: an MMDiT over 16-channel latents, two CLIPs (pooled) + T5 text, flow matching.
 
+SD3.5 Large adds query-key norms, SD3.5 Medium also a second attention in its first blocks (MMDiT-X);
+both train as SD3 does, so one adapter serves the three registry entries.
+
 Defaults follow the SD3 paper's high-resolution recipe as diffusers' SD3 LoRA script implements it:
 logit-normal σ with the scheduler's shift of 3.0, attention layers as LoRA targets.
 """
@@ -25,7 +28,7 @@ from lorapilot.engine.families.base import (
     register_adapter,
 )
 from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
-from lorapilot.families import SD3
+from lorapilot.families import SD3, SD35_LARGE, SD35_MEDIUM
 from lorapilot.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -95,7 +98,7 @@ def split_file_components(spec: ModelSpec, dtype: torch.dtype, config_cache: Pat
     }
 
 
-@register_adapter(SD3)
+@register_adapter(SD3, SD35_LARGE, SD35_MEDIUM)
 class StableDiffusion3(FlowTransformerFamily):
     pipeline_class = StableDiffusion3Pipeline
     transformer_class = SD3Transformer2DModel

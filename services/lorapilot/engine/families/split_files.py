@@ -98,6 +98,11 @@ def read_state(source: Part) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"model.{source.field}: cannot read {source.path}: {exc}") from exc
     if not state:
         raise ModelLoadError(f"model.{source.field}: {source.path} holds no tensors under {source.prefix!r}")
+    if "scaled_fp8" in state or any(key.endswith(".scale_weight") for key in state):
+        raise ModelLoadError(
+            f"model.{source.field}: {source.path.name} is a scaled fp8 file (ComfyUI's *_scaled), whose "
+            "weights need their scales applied; use the fp16 or plain fp8_e4m3fn file"
+        )
     return state
 
 
