@@ -32,6 +32,7 @@ FLUX_SCHNELL_FILE = "flux1-tiny-b.safetensors"
 # SD3 as Stability ships it: MMDiT + VAE in models/checkpoints, text encoders in models/clip
 # (sd3_clip_l, sd3_clip_g, sd3_t5xxl), and an all-in-one <stem>_incl_clips_t5xxl.safetensors.
 SD3_FILE = "sd3-tiny.safetensors"
+SD35_FILE = "sd35m-tiny.safetensors"  # SD3.5 Medium, its encoders in models/text_encoders
 # Dataset folders the conformance configs name (kohya's <repeats>_<name> folders included).
 DATASETS = {
     "images/2_person": 4,
@@ -55,5 +56,6 @@ def conformance_workspace(
     write_flux_transformer(tiny_models["flux-schnell"], ws.models / "diffusion_models" / FLUX_SCHNELL_FILE)
     write_fp8(split["t5xxl"], ws.models / "text_encoders" / "t5xxl_fp8_e4m3fn.safetensors")
     write_sd3_files(tiny_models["sd3"], ws.models, SD3_FILE)
+    write_sd3_files(tiny_models["sd35-medium"], ws.models, SD35_FILE, clip_dir="text_encoders")
     shutil.copytree(CONFORMANCE, ws.root / "configs" / "conformance")
     return ws
