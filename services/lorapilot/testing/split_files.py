@@ -118,9 +118,14 @@ def _swap_halves(tensor: torch.Tensor) -> torch.Tensor:
 
 def sd3_transformer_stability(folder: Path) -> dict[str, torch.Tensor]:
     """The tiny SD3 MMDiT of `folder` in Stability's layout (`joint_blocks.N.x_block.attn.qkv`, …),
-    without the `model.diffusion_model.` prefix: the inverse of diffusers' SD3 converter."""
-    state = dict(_load(folder, "transformer"))
-    config = _config(folder, "transformer")
+    without the `model.diffusion_model.` prefix."""
+    return sd3_to_stability(_load(folder, "transformer"), _config(folder, "transformer"))
+
+
+def sd3_to_stability(state: dict[str, torch.Tensor], config: dict) -> dict[str, torch.Tensor]:
+    """An `SD3Transformer2DModel` state dict (of that `config`) in Stability's names: the inverse of
+    diffusers' SD3 converter."""
+    state = dict(state)
     depth, dual = config["num_layers"], set(config.get("dual_attention_layers") or ())
     out: dict[str, torch.Tensor] = {"pos_embed": state.pop("pos_embed.pos_embed")}
     renames = {
