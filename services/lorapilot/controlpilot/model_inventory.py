@@ -242,6 +242,7 @@ def disk_usage(ws: Workspace, entries: list[ModelEntry]) -> DiskUsage:
     """The workspace filesystem's totals, and what each models/<kind>/ folder takes of it."""
     usage = shutil.disk_usage(ws.root)
     by_kind = {kind: size_on_disk(ws.model_dir(kind)) for kind in MODEL_KINDS}
+    by_kind |= {kind: size_on_disk(ws.models / kind) for kind in COMFYUI_KINDS if (ws.models / kind).is_dir()}
     registered = sum(entry.size_bytes for entry in entries if entry.registered)
     return DiskUsage(usage.total, usage.used, usage.free, by_kind, registered)
 

@@ -335,3 +335,5 @@ def test_split_file_flux_models_in_comfyuis_folders_are_listed_with_their_family
         and "models/clip" in dev["family_note"]
     )
     assert models["/workspace/models/clip/clip_l.safetensors"]["kind"] == "clip"
+    disk = session.ok("GET", "/api/models")["disk"]
+    assert disk["by_kind"]["unet"] == (ws.models / "unet" / "flux1-a.safetensors").stat().st_size
