@@ -19,11 +19,17 @@ from pydantic_core import ErrorDetails
 
 from lorapilot import families
 from lorapilot.families import Family
-from lorapilot.families.recognition import components_in_file, probe_folder, probe_single_file
+from lorapilot.families.recognition import (
+    BUNDLED_PREFIXES,
+    components_in_file,
+    probe_folder,
+    probe_single_file,
+)
 from lorapilot.safetensors_header import HeaderError, read_header
 from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
+from lorapilot.tokenizer_files import EMBEDDINGS, missing_tokenizer
 from lorapilot.workspace import PathEscapeError, Workspace
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -214,10 +220,15 @@ class _Resolver:
             self._locate_vae(model)
         family = probed or named
         if model.get("source") == "single_file" and family and family.split_files:
-            bundled = components_in_file(Path(model["path"]))
+            path = Path(model["path"])
+            bundled = components_in_file(path)
             for name in family.split_files:
                 if name not in bundled:
                     self._locate_component(model, name, family)
+                elif name in EMBEDDINGS and not (path.with_suffix("") / "model_index.json").is_file():
+                    dirs = (path.with_suffix("") / name,)
+                    if why := missing_tokenizer(path, name, dirs, BUNDLED_PREFIXES[name]):
+                        self.fail(("model", "path"), f"its {name}: {why}")
 
     def _locate_component(self, model: dict[str, Any], name: str, family: Family) -> None:
         """A split-file model's `name` file: as given, else found in ComfyUI's model folders."""
@@ -231,9 +242,13 @@ class _Resolver:
             except PathEscapeError as exc:
                 self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
                 return
+            model[name] = str(path)
             if not path.is_file():
                 self.fail(loc, "file not found", raw, hint=f"the {name} file of the {family.label} model")
-            model[name] = str(path)
+            elif (
+                why := missing_tokenizer(path, name, (path.with_suffix(""),)) if name in EMBEDDINGS else None
+            ):
+                self.fail(loc, why, raw)
             return
         folders = [self.ws.models / d for d in _COMPONENT_DIRS[name]]
         files = sorted(p for d in folders if d.is_dir() for p in d.iterdir() if p.suffix in _SINGLE_FILE)
@@ -241,6 +256,8 @@ class _Resolver:
         where = " or ".join(self.ws.display(d) for d in folders)
         if isinstance(chosen, Path):
             model[name] = str(chosen)
+            if name in EMBEDDINGS and (why := missing_tokenizer(chosen, name, (chosen.with_suffix(""),))):
+                self.fail(loc, why)
             self.draft.notice(
                 f"model.{name}", f"{family.label} split files: using {self.ws.display(chosen)} as {name}"
             )

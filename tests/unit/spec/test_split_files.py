@@ -2,11 +2,13 @@
 dialect's flag says, and missing component files are found in models/clip|text_encoders and vae.
 
 The files here are real safetensors files holding the tensor names (and shapes) that tell a
-component apart; validation reads headers only, so they need no real weights.
+component apart; validation reads headers only, so they need no real weights. The encoders have the
+released vocabularies; T5's tokenizer lies beside its files, as it must without ComfyUI installed.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from lorapilot.testing.datasets import write_demo_images
+from lorapilot.testing.tiny_tokenizers import t5_tokenizer
 from lorapilot.workspace import Workspace
 
 DEV = "models/unet/flux-a.safetensors"
@@ -22,9 +25,9 @@ FLUX_BLOCK = {"double_blocks.0.img_attn.qkv.weight": torch.zeros(3, 1)}
 FILES = {
     DEV: {**FLUX_BLOCK, "guidance_in.in_layer.weight": torch.zeros(1)},
     SCHNELL: FLUX_BLOCK,
-    "models/clip/clip_l.safetensors": {"text_model.embeddings.token_embedding.weight": torch.zeros(1, 1)},
-    "models/clip/t5xxl_fp16.safetensors": {"shared.weight": torch.zeros(1, 1)},
-    "models/text_encoders/t5xxl_fp8_e4m3fn.safetensors": {"shared.weight": torch.zeros(1, 1)},
+    "models/clip/clip_l.safetensors": {"text_model.embeddings.token_embedding.weight": torch.zeros(49408, 1)},
+    "models/clip/t5xxl_fp16.safetensors": {"shared.weight": torch.zeros(32128, 1)},
+    "models/text_encoders/t5xxl_fp8_e4m3fn.safetensors": {"shared.weight": torch.zeros(32128, 1)},
     "models/vae/ae.safetensors": {"decoder.conv_in.weight": torch.zeros(1, 16, 1, 1)},
     "models/vae/sdxl_vae.safetensors": {"decoder.conv_in.weight": torch.zeros(1, 4, 1, 1)},
 }
@@ -36,6 +39,8 @@ def comfy(tmp_path: Path) -> Workspace:
     for rel, tensors in FILES.items():
         (ws.root / rel).parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(ws.root / rel))
+        if "t5xxl" in rel:
+            t5_tokenizer().save_pretrained(ws.root / rel.removesuffix(".safetensors"))
     write_demo_images(ws.images / "1_person", 2, caption="a photo")
     return ws
 
@@ -142,3 +147,11 @@ def test_an_explicit_family_must_match_the_files(validate, comfy, tmp_path):
     result = validate(_native(tmp_path, SCHNELL, family="flux-dev"), workspace=comfy)
     assert result.rc != 0
     assert "the model at this path is flux-schnell" in result.err
+
+
+def test_a_t5_file_without_a_tokenizer_offline_is_refused_by_validate(validate, comfy, tmp_path):
+    shutil.rmtree(comfy.models / "clip" / "t5xxl_fp16")
+    result = validate(_native(tmp_path, DEV), workspace=comfy)
+    assert result.rc != 0
+    assert "model.t5xxl: no T5 tokenizer for t5xxl_fp16.safetensors offline" in result.err
+    assert "/t5xxl_fp16/" in result.err and "install ComfyUI" in result.err

@@ -30,7 +30,7 @@ from transformers import (
     T5EncoderModel,
 )
 
-from lorapilot.engine.families.clip_vocab import VOCAB_SIZE as CLIP_VOCAB
+from lorapilot import tokenizer_files
 from lorapilot.engine.families.clip_vocab import ClipVocabMissingError, write_clip_tokenizer
 from lorapilot.engine.families.loading import ModelLoadError
 from lorapilot.families.recognition import BUNDLED_PREFIXES, components_in_file
@@ -40,10 +40,6 @@ from lorapilot.spec.model import ModelSpec
 # Attention heads of the released CLIP widths (heads cannot be seen in the weights); any other width
 # gets 64-wide heads, at least 4 (the tiny test encoders' count).
 CLIP_HEADS = {768: 12, 1024: 16, 1280: 20}
-T5_VOCAB = 32128  # rows of the released T5 v1.1 embedding (32,100 tokens, padded)
-# Where ComfyUI keeps the T5 tokenizer it ships, relative to its install folder.
-COMFYUI_T5_TOKENIZER = Path("comfy/text_encoders/t5_tokenizer")
-COMFYUI_HOMES = (Path("/opt/ComfyUI"), Path("/workspace/ComfyUI"))
 _FLOAT8 = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)}
 
 
@@ -64,7 +60,8 @@ def part(spec: ModelSpec, field: str, tokenizer: str | None = None) -> Part:
     path = Path(spec.path)
     if field in components_in_file(path):
         beside = path.with_suffix("")
-        dirs = (beside / field, *([beside / tokenizer] if tokenizer else []))
+        diffusers = tokenizer and (beside / "model_index.json").is_file()  # a diffusers folder beside
+        dirs = (beside / field, *([beside / tokenizer] if diffusers else []))
         return Part(field, path, BUNDLED_PREFIXES[field], dirs)
     named = getattr(spec, field)
     if not named:
@@ -241,40 +238,28 @@ def vae(source: Part, dtype: torch.dtype, *, scaling_factor: float, shift_factor
 
 def clip_tokenizer(source: Part, vocab: int, config_cache: Path, pad_token: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a CLIP encoder: a folder named like its file beside it, else OpenAI's (49,408
-    tokens, rebuilt from the data the project carries)."""
-    beside = _tokenizer_dir(source)
-    if beside is not None:
-        return AutoTokenizer.from_pretrained(str(beside), local_files_only=True)
-    if vocab != CLIP_VOCAB:
-        raise ModelLoadError(
-            f"model.{source.field}: a CLIP encoder of {vocab} tokens is not OpenAI's; put its tokenizer "
-            f"files (vocab.json, merges.txt) in {source.tokenizer_dirs[0]}/"
-        )
-    dest = config_cache / f"clip-tokenizer-{'pad-eos' if pad_token.startswith('<') else 'pad-bang'}"
-    try:
-        write_clip_tokenizer(dest, pad_token=pad_token)
-    except ClipVocabMissingError as exc:
-        raise ModelLoadError(str(exc)) from exc
-    return AutoTokenizer.from_pretrained(str(dest), local_files_only=True)
+    tokens, rebuilt from the data the project installs)."""
+    folder = _tokenizer(source, vocab)
+    if folder is None:
+        folder = config_cache / f"clip-tokenizer-{'pad-eos' if pad_token.startswith('<') else 'pad-bang'}"
+        try:
+            write_clip_tokenizer(folder, pad_token=pad_token)
+        except ClipVocabMissingError as exc:
+            raise ModelLoadError(str(exc)) from exc
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
 def t5_tokenizer(source: Part, vocab: int) -> PreTrainedTokenizerBase:
     """The tokenizer of a T5 encoder: a folder named like its file beside it, else ComfyUI's copy of
     T5 v1.1's (the project carries no T5 vocabulary)."""
-    beside = _tokenizer_dir(source)
-    if beside is None and vocab == T5_VOCAB:
-        shipped = [home / COMFYUI_T5_TOKENIZER for home in COMFYUI_HOMES]
-        beside = next((folder for folder in shipped if folder.is_dir()), None)
-    if beside is None:
-        raise ModelLoadError(
-            f"model.{source.field}: no tokenizer for {source.path.name}; put T5 v1.1's tokenizer files "
-            f"(tokenizer.json, tokenizer_config.json of google/t5-v1_1-xxl) in {source.tokenizer_dirs[0]}/"
-        )
-    return AutoTokenizer.from_pretrained(str(beside), local_files_only=True)
+    return AutoTokenizer.from_pretrained(str(_tokenizer(source, vocab)), local_files_only=True)
 
 
-def _tokenizer_dir(source: Part) -> Path | None:
-    return next((d for d in source.tokenizer_dirs if (d / "tokenizer_config.json").is_file()), None)
+def _tokenizer(source: Part, vocab: int) -> Path | None:
+    why = tokenizer_files.why_no_tokenizer(source.field, source.path.name, vocab, source.tokenizer_dirs)
+    if why:
+        raise ModelLoadError(f"model.{source.field}: {why}")
+    return tokenizer_files.tokenizer_folder(source.field, vocab, source.tokenizer_dirs)
 
 
 def diffusers_model(
