@@ -145,7 +145,11 @@ SD3_ALIASES = frozen_mapping(  # the trainers' SD3 names cover SD3.5: the files 
     }
 )
 SD3_COMFY = ComfyGraph("checkpoint_triple_clip", ("ckpt_name", "clip_name1", "clip_name2", "clip_name3"))
-SD3_SPLIT_FILES = ("clip_l", "clip_g", "t5xxl", "vae")
+T5XXL_FILES = ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors")
+# SD3's checkpoints carry their VAE; a separate one has no conventional name (ae.safetensors is FLUX's)
+SD3_SPLIT_FILES = frozen_mapping(
+    {"clip_l": ("clip_l.safetensors",), "clip_g": ("clip_g.safetensors",), "t5xxl": T5XXL_FILES, "vae": ()}
+)
 SD3 = register(
     Family(
         id="sd3",
@@ -174,7 +178,9 @@ FLUX_ALIASES = frozen_mapping(
         KOHYA_COMPONENT: ("ae",),
     }
 )
-FLUX_SPLIT_FILES = ("clip_l", "t5xxl", "vae")  # sd-scripts' clip_l, t5xxl and ae
+FLUX_SPLIT_FILES = frozen_mapping(  # sd-scripts' clip_l, t5xxl and ae
+    {"clip_l": ("clip_l.safetensors",), "t5xxl": T5XXL_FILES, "vae": ("ae.safetensors",)}
+)
 FLUX_DEV = register(
     Family(
         id="flux-dev",

@@ -115,9 +115,10 @@ class Family:
     network_types: tuple[NetworkType, ...] = ("lora", "locon", "dora")
     trains_text_encoders: bool = True  # LoRA on the text encoders as well as the denoiser
     quantizable: bool = False  # the frozen denoiser may be loaded 8/4-bit (bitsandbytes)
-    # ModelSpec fields naming the component files a transformer-only single file needs (ComfyUI's
-    # split layout: models/unet + models/clip + models/vae); empty: its single files are complete.
-    split_files: tuple[str, ...] = ()
+    # The component files a transformer-only single file needs (ComfyUI's split layout: models/unet +
+    # models/clip + models/vae), by the ModelSpec field naming each, with the file names ComfyUI's
+    # docs give them, preferred in this order; empty: the family's single files are complete.
+    split_files: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_mapping)
 
     @property
     def flow(self) -> bool:

@@ -40,16 +40,10 @@ _NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(?:-|to|–)\s*{_NUMBER}\s*$")
 _RANGE_HINT = "this is a range; pick one value (the regular and high_quality profiles do)"
 # ComfyUI's folders for the component files of split-file models (models/clip was renamed
-# text_encoders; both are read), with the file names its docs use, preferred in this order, and
-# the pattern other names of that component match.
+# text_encoders; both are read), and the pattern names of that component match (the conventional
+# names are each family's `split_files`).
 _COMPONENT_DIRS = {"clip_l": ("clip", "text_encoders"), "clip_g": ("clip", "text_encoders")}
 _COMPONENT_DIRS |= {"t5xxl": ("clip", "text_encoders"), "vae": ("vae",)}
-_CONVENTIONAL = {
-    "clip_l": ("clip_l.safetensors",),
-    "clip_g": ("clip_g.safetensors",),
-    "t5xxl": ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors"),
-    "vae": ("ae.safetensors",),
-}
 _COMPONENT_NAME = {"clip_l": r"clip[_-]?l", "clip_g": r"clip[_-]?g", "t5xxl": r"t5", "vae": r"."}
 
 
@@ -252,7 +246,7 @@ class _Resolver:
             return
         folders = [self.ws.models / d for d in _COMPONENT_DIRS[name]]
         files = sorted(p for d in folders if d.is_dir() for p in d.iterdir() if p.suffix in _SINGLE_FILE)
-        chosen = _pick_component(name, files)
+        chosen = _pick_component(name, family, files)
         where = " or ".join(self.ws.display(d) for d in folders)
         if isinstance(chosen, Path):
             model[name] = str(chosen)
@@ -271,11 +265,12 @@ class _Resolver:
                 hint=f"set model.{name} to the one to use",
             )
         else:
+            names = family.split_files[name]
             self.fail(
                 loc,
                 f"{transformer} holds the {family.label} transformer only; its {name} file was not found "
                 f"in {where}",
-                hint=f"set model.{name}, or put the file there as {_CONVENTIONAL[name][0]}",
+                hint=f"set model.{name}" + (f", or put the file there as {names[0]}" if names else ""),
             )
 
     def _locate_model(self, model: dict[str, Any], raw: str) -> Family | None:
@@ -402,15 +397,20 @@ def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
     return resolver.validate(data)
 
 
-def _pick_component(name: str, files: list[Path]) -> Path | list[Path]:
-    """The file for component `name` among `files`: ComfyUI's conventional name first, else the only
-    one that fits; otherwise the candidates (none, or several to choose from)."""
+def _pick_component(name: str, family: Family, files: list[Path]) -> Path | list[Path]:
+    """The file for component `name` of `family` among `files`: its conventional name first, else the
+    only one that fits and is not another family's conventional file; otherwise the candidates (none,
+    or several to choose from)."""
     by_name = {p.name.lower(): p for p in files}
-    for conventional in _CONVENTIONAL[name]:
+    ours = family.split_files[name]
+    for conventional in ours:
         if conventional in by_name:
             return by_name[conventional]
+    theirs = {n for f in families.all_families() for n in f.split_files.get(name, ())} - set(ours)
     pattern = re.compile(_COMPONENT_NAME[name])
-    fitting = [p for p in files if pattern.search(p.stem.lower()) and _fits(name, p)]
+    fitting = [
+        p for p in files if pattern.search(p.stem.lower()) and p.name.lower() not in theirs and _fits(name, p)
+    ]
     return fitting[0] if len(fitting) == 1 else fitting
 
 

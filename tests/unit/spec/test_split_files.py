@@ -155,3 +155,14 @@ def test_a_t5_file_without_a_tokenizer_offline_is_refused_by_validate(validate, 
     assert result.rc != 0
     assert "model.t5xxl: no T5 tokenizer for t5xxl_fp16.safetensors offline" in result.err
     assert "/t5xxl_fp16/" in result.err and "install ComfyUI" in result.err
+
+
+def test_fluxs_ae_is_never_taken_for_an_sd3_checkpoint_without_a_vae(validate, comfy, tmp_path):
+    sd3 = comfy.models / "checkpoints" / "sd3-mmdit-only.safetensors"
+    save_file({"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight": torch.zeros(3, 1)}, str(sd3))
+    for name, rows in (("clip_g", 49408), ("clip_l", 49408)):
+        tensor = {"text_model.embeddings.token_embedding.weight": torch.zeros(rows, 1)}
+        save_file(tensor, str(comfy.models / "clip" / f"{name}.safetensors"))
+    result = validate(_native(tmp_path, "models/checkpoints/sd3-mmdit-only.safetensors"), workspace=comfy)
+    assert result.rc != 0
+    assert "model.vae" in result.err and "its vae file was not found" in result.err
