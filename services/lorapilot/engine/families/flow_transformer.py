@@ -44,6 +44,9 @@ class FlowTransformerFamily(FamilyAdapter):
     def load_components(
         self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path, names: tuple[str, ...]
     ) -> dict[str, Any]:
+        if spec.source == "single_file":
+            self.refuse_quantized_single_file(spec)
+            return self.split_file_components(spec, dtype, config_cache)
         kwargs: dict[str, Any] = {}
         quantization = quantization_config(spec, dtype)
         if quantization is not None:
@@ -60,6 +63,13 @@ class FlowTransformerFamily(FamilyAdapter):
                 raise ModelLoadError(f"cannot load the transformer of {spec.path} quantised: {exc}") from exc
         pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache, **kwargs)
         return {k: pipe.components[k] for k in names}
+
+    def split_file_components(
+        self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
+    ) -> dict[str, Any]:
+        """The components of a single-file model: the original-layout denoiser file and the
+        components it bundles or the spec's component files (`split_files`)."""
+        raise ModelLoadError(f"model.path: single-file {spec.family} checkpoints are not supported")
 
     @staticmethod
     def refuse_quantized_single_file(spec: ModelSpec) -> None:

@@ -85,6 +85,11 @@ class Flux(FlowTransformerFamily):
     transformer_class = FluxTransformer2DModel
     default_sampling: ClassVar[str] = "flux_shift"
 
+    def split_file_components(
+        self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
+    ) -> dict[str, Any]:
+        return split_file_components(spec, dtype, config_cache)
+
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         names = (
             "vae",
@@ -95,11 +100,7 @@ class Flux(FlowTransformerFamily):
             "transformer",
             "scheduler",
         )
-        if spec.source == "single_file":
-            self.refuse_quantized_single_file(spec)
-            components = split_file_components(spec, dtype, config_cache)
-        else:
-            components = self.load_components(spec, dtype, config_cache, names)
+        components = self.load_components(spec, dtype, config_cache, names)
         components |= {"image_encoder": None, "feature_extractor": None}
         distilled_steps = not components["transformer"].config.guidance_embeds
         files_hold = FLUX_SCHNELL if distilled_steps else FLUX_DEV  # the checkpoint decides, not the name

@@ -104,6 +104,11 @@ class StableDiffusion3(FlowTransformerFamily):
     transformer_class = SD3Transformer2DModel
     default_sampling: ClassVar[str] = "shift"
 
+    def split_file_components(
+        self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
+    ) -> dict[str, Any]:
+        return split_file_components(spec, dtype, config_cache)
+
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         names = (
             "vae",
@@ -116,11 +121,7 @@ class StableDiffusion3(FlowTransformerFamily):
             "transformer",
             "scheduler",
         )
-        if spec.source == "single_file":
-            self.refuse_quantized_single_file(spec)
-            components = split_file_components(spec, dtype, config_cache)
-        else:
-            components = self.load_components(spec, dtype, config_cache, names)
+        components = self.load_components(spec, dtype, config_cache, names)
         components |= {"image_encoder": None, "feature_extractor": None}
         return LoadedModel(components, self.pipeline_class, ModelFacts("flow", self.family.kohya))
 
