@@ -214,15 +214,24 @@ class _Resolver:
             self._locate_vae(model)
         family = probed or named
         if model.get("source") == "single_file" and family and family.split_files:
-            path = Path(model["path"])
-            bundled = components_in_file(path)
-            for name in family.split_files:
-                if name not in bundled:
-                    self._locate_component(model, name, family)
-                elif name in EMBEDDINGS and not (path.with_suffix("") / "model_index.json").is_file():
-                    dirs = (path.with_suffix("") / name,)
-                    if why := missing_tokenizer(path, name, dirs, BUNDLED_PREFIXES[name]):
-                        self.fail(("model", "path"), f"its {name}: {why}")
+            self._locate_components(model, family)
+
+    def _locate_components(self, model: dict[str, Any], family: Family) -> None:
+        """The component files of a single file that holds a transformer only (or not every part)."""
+        path = Path(model["path"])
+        bundled = components_in_file(path)
+        for name in family.split_files:
+            if name not in bundled:
+                self._locate_component(model, name, family)
+            elif name in EMBEDDINGS and not (path.with_suffix("") / "model_index.json").is_file():
+                dirs = (path.with_suffix("") / name,)
+                if why := missing_tokenizer(path, name, dirs, BUNDLED_PREFIXES[name]):
+                    self.fail(("model", "path"), f"its {name}: {why}")
+
+    def _check_tokenizer(self, name: str, path: Path, raw: Any = UNSET) -> None:
+        """A text encoder file's tokenizer must be had offline (`tokenizer_files`)."""
+        if name in EMBEDDINGS and (why := missing_tokenizer(path, name, (path.with_suffix(""),))):
+            self.fail(("model", name), why, raw)
 
     def _locate_component(self, model: dict[str, Any], name: str, family: Family) -> None:
         """A split-file model's `name` file: as given, else found in ComfyUI's model folders."""
@@ -239,10 +248,8 @@ class _Resolver:
             model[name] = str(path)
             if not path.is_file():
                 self.fail(loc, "file not found", raw, hint=f"the {name} file of the {family.label} model")
-            elif (
-                why := missing_tokenizer(path, name, (path.with_suffix(""),)) if name in EMBEDDINGS else None
-            ):
-                self.fail(loc, why, raw)
+            else:
+                self._check_tokenizer(name, path, raw)
             return
         folders = [self.ws.models / d for d in _COMPONENT_DIRS[name]]
         files = sorted(p for d in folders if d.is_dir() for p in d.iterdir() if p.suffix in _SINGLE_FILE)
@@ -250,8 +257,7 @@ class _Resolver:
         where = " or ".join(self.ws.display(d) for d in folders)
         if isinstance(chosen, Path):
             model[name] = str(chosen)
-            if name in EMBEDDINGS and (why := missing_tokenizer(chosen, name, (chosen.with_suffix(""),))):
-                self.fail(loc, why)
+            self._check_tokenizer(name, chosen)
             self.draft.notice(
                 f"model.{name}", f"{family.label} split files: using {self.ws.display(chosen)} as {name}"
             )
