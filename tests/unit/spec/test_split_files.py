@@ -166,3 +166,29 @@ def test_fluxs_ae_is_never_taken_for_an_sd3_checkpoint_without_a_vae(validate, c
     result = validate(_native(tmp_path, "models/checkpoints/sd3-mmdit-only.safetensors"), workspace=comfy)
     assert result.rc != 0
     assert "model.vae" in result.err and "its vae file was not found" in result.err
+
+
+def test_an_all_in_one_sd3_file_needs_no_component_files_but_a_t5_tokenizer(validate, comfy, tmp_path):
+    rel = "models/checkpoints/sd3-all-in-one.safetensors"
+    save_file(
+        {
+            "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight": torch.zeros(3, 1),
+            "first_stage_model.decoder.conv_in.weight": torch.zeros(1, 16, 1, 1),
+            "text_encoders.clip_l.transformer.text_model.embeddings.token_embedding.weight": torch.zeros(
+                49408, 1
+            ),
+            "text_encoders.clip_g.transformer.text_model.embeddings.token_embedding.weight": torch.zeros(
+                49408, 1
+            ),
+            "text_encoders.t5xxl.transformer.shared.weight": torch.zeros(32128, 1),
+        },
+        str(comfy.root / rel),
+    )
+    result = validate(_native(tmp_path, rel), workspace=comfy)
+    assert result.rc != 0
+    assert "its t5xxl: no T5 tokenizer for sd3-all-in-one.safetensors offline" in result.err
+    assert "/sd3-all-in-one/t5xxl/" in result.err
+
+    t5_tokenizer().save_pretrained(comfy.root / "models/checkpoints/sd3-all-in-one/t5xxl")
+    model = validate(_native(tmp_path, rel), workspace=comfy).spec["model"]
+    assert (model["family"], model["clip_l"], model["t5xxl"], model["vae"]) == ("sd3", None, None, None)
