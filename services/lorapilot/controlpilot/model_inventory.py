@@ -23,7 +23,12 @@ from lorapilot import families
 from lorapilot.atomic_files import write_atomic
 from lorapilot.controlpilot.errors import ControlPilotError, NotFoundError
 from lorapilot.families import Family
-from lorapilot.families.recognition import family_of_tensor_names, guess_from_name, probe_folder
+from lorapilot.families.recognition import (
+    components_in_file,
+    family_of_tensor_names,
+    guess_from_name,
+    probe_folder,
+)
 from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
 from lorapilot.workspace import MODEL_KINDS, PathEscapeError, Workspace
 
@@ -39,7 +44,9 @@ SINGLE_FILE_FORMATS = {
     ".onnx": "onnx",
 }
 PICKLED = ("ckpt", "pt", "pth", "bin")
-LISTED_KINDS = tuple(kind for kind in MODEL_KINDS if kind != "loras")  # LoRAs: lora_library
+# ComfyUI's folders for split-file models (FLUX.1, SD3): transformer files and text encoders
+COMFYUI_KINDS = ("unet", "diffusion_models", "clip")
+LISTED_KINDS = (*(kind for kind in MODEL_KINDS if kind != "loras"), *COMFYUI_KINDS)  # LoRAs: lora_library
 UNKNOWN = "unknown"
 FAMILY_LABELS = {**{f.id: f.label for f in families.all_families()}, UNKNOWN: "Unknown family"}
 REGISTRY_FILE = "models.yaml"
@@ -78,7 +85,7 @@ class DiskUsage:
 # -- scanning ---------------------------------------------------------------------------------------
 def inventory(ws: Workspace) -> list[ModelEntry]:
     """Every model in models/ (but loras/) and every registered path, in folder order."""
-    entries = [describe(ws, path, kind) for kind in LISTED_KINDS for path in _models_in(ws.model_dir(kind))]
+    entries = [describe(ws, path, kind) for kind in LISTED_KINDS for path in _models_in(ws.models / kind)]
     for shown in registered_paths(ws):
         try:
             path = ws.resolve(shown)
@@ -176,6 +183,14 @@ def _family(path: Path, fmt: str) -> tuple[Family | None, str]:
         except (OSError, HeaderError) as exc:
             return None, f"unreadable: {exc}"
         family = family_of_tensor_names(tensor_names(header))
+        apart = [
+            name for name in (family.split_files if family else ()) if name not in components_in_file(path)
+        ]
+        if family and apart:
+            return family, (
+                f"read from its tensor names; its {', '.join(apart)} files are separate: training takes them "
+                "from models/clip (or text_encoders) and models/vae, or from the config"
+            )
         if family:
             return family, "read from its tensor names"
         return _guessed(path, "its tensor names match no family LoRA Pilot trains (a VAE or text encoder?)")
@@ -227,6 +242,7 @@ def disk_usage(ws: Workspace, entries: list[ModelEntry]) -> DiskUsage:
     """The workspace filesystem's totals, and what each models/<kind>/ folder takes of it."""
     usage = shutil.disk_usage(ws.root)
     by_kind = {kind: size_on_disk(ws.model_dir(kind)) for kind in MODEL_KINDS}
+    by_kind |= {kind: size_on_disk(ws.models / kind) for kind in COMFYUI_KINDS if (ws.models / kind).is_dir()}
     registered = sum(entry.size_bytes for entry in entries if entry.registered)
     return DiskUsage(usage.total, usage.used, usage.free, by_kind, registered)
 

@@ -7,6 +7,7 @@ Adding a family is one `register(Family(...))` here plus its engine adapter
 from __future__ import annotations
 
 from lorapilot.families.family import (
+    NOT_EMPTY,
     ComfyGraph,
     ConfigMarker,
     Family,
@@ -133,6 +134,22 @@ SDXL = register(
         **UNET_DDPM,
     )
 )
+MMDIT_ATTN2 = r"\.x_block\.attn2\."  # MMDiT-X: a second image-only attention (SD3.5 medium)
+MMDIT_QK_NORM = r"\.attn\.ln_q\."  # query-key RMS norms (SD3.5)
+SD3_ALIASES = frozen_mapping(  # the trainers' SD3 names cover SD3.5: the files tell them apart
+    {
+        AITOOLKIT_ARCH: ("sd3",),
+        AITOOLKIT_FLAG: ("is_v3",),
+        DIFFUSION_PIPE_TYPE: ("sd3",),
+        KOHYA_COMPONENT: ("clip_g",),  # only sd3_train_network.py takes it
+    }
+)
+SD3_COMFY = ComfyGraph("checkpoint_triple_clip", ("ckpt_name", "clip_name1", "clip_name2", "clip_name3"))
+T5XXL_FILES = ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors")
+# SD3's checkpoints carry their VAE; a separate one has no conventional name (ae.safetensors is FLUX's)
+SD3_SPLIT_FILES = frozen_mapping(
+    {"clip_l": ("clip_l.safetensors",), "clip_g": ("clip_g.safetensors",), "t5xxl": T5XXL_FILES, "vae": ()}
+)
 SD3 = register(
     Family(
         id="sd3",
@@ -141,14 +158,14 @@ SD3 = register(
         recognition=Recognition(
             pipeline_classes=("StableDiffusion3Pipeline",),
             tensor_patterns=(r"(^|\.)joint_blocks\.",),
+            tensor_absent=(MMDIT_QK_NORM, MMDIT_ATTN2),
             name_pattern=r"sd[-_.]?3|stable-diffusion-3",
         ),
         kohya=KohyaNames("sd3", architecture="stable-diffusion-v3"),
-        comfy=ComfyGraph("checkpoint_triple_clip", ("ckpt_name", "clip_name1", "clip_name2", "clip_name3")),
+        comfy=SD3_COMFY,
         lora=LoraTargets(MMDIT_ATTENTION),
-        aliases=frozen_mapping(
-            {AITOOLKIT_ARCH: ("sd3",), AITOOLKIT_FLAG: ("is_v3",), DIFFUSION_PIPE_TYPE: ("sd3",)}
-        ),
+        aliases=SD3_ALIASES,
+        split_files=SD3_SPLIT_FILES,
         **FLOW_TRANSFORMER,
     )
 )
@@ -157,8 +174,12 @@ FLUX_ALIASES = frozen_mapping(
         AITOOLKIT_ARCH: ("flux",),
         AITOOLKIT_FLAG: ("is_flux",),
         DIFFUSION_PIPE_TYPE: ("flux",),
-        KOHYA_COMPONENT: ("clip_l", "t5xxl", "ae"),  # file arguments of sd-scripts' flux_train_network.py
+        # the file argument only sd-scripts' flux_train_network.py takes (clip_l and t5xxl: SD3's too)
+        KOHYA_COMPONENT: ("ae",),
     }
+)
+FLUX_SPLIT_FILES = frozen_mapping(  # sd-scripts' clip_l, t5xxl and ae
+    {"clip_l": ("clip_l.safetensors",), "t5xxl": T5XXL_FILES, "vae": ("ae.safetensors",)}
 )
 FLUX_DEV = register(
     Family(
@@ -174,6 +195,7 @@ FLUX_DEV = register(
         comfy=ComfyGraph("unet_dual_clip", FLUX_FILES, FLUX_OPTIONS, guidance=True),
         lora=FLUX_TARGETS,
         aliases=FLUX_ALIASES,
+        split_files=FLUX_SPLIT_FILES,
         **FLOW_TRANSFORMER,
     )
 )
@@ -194,6 +216,46 @@ FLUX_SCHNELL = register(  # timestep-distilled: no guidance embedding
         comfy=ComfyGraph("unet_dual_clip", FLUX_FILES, FLUX_OPTIONS),
         lora=FLUX_TARGETS,
         aliases=FLUX_ALIASES,
+        split_files=FLUX_SPLIT_FILES,
+        **FLOW_TRANSFORMER,
+    )
+)
+SD35_LARGE = register(  # refines SD3: query-key norms in every attention
+    Family(
+        id="sd35-large",
+        label="SD3.5 Large",
+        native_resolution=1024,
+        recognition=Recognition(
+            pipeline_classes=("StableDiffusion3Pipeline",),
+            folder_markers=(ConfigMarker("transformer/config.json", "qk_norm", "rms_norm"),),
+            tensor_patterns=(r"(^|\.)joint_blocks\.", MMDIT_QK_NORM),
+            tensor_absent=(MMDIT_ATTN2,),
+            name_pattern=r"(sd[-_.]?3[-_.]?5|stable-diffusion-3\.5).*large",
+        ),
+        kohya=KohyaNames("sd3", architecture="stable-diffusion-3-5-large"),  # sd-scripts' sd3 "5-large"
+        comfy=SD3_COMFY,
+        lora=LoraTargets(MMDIT_ATTENTION),
+        aliases=SD3_ALIASES,
+        split_files=SD3_SPLIT_FILES,
+        **FLOW_TRANSFORMER,
+    )
+)
+SD35_MEDIUM = register(  # refines SD3.5 Large: MMDiT-X, a second attention in the first blocks
+    Family(
+        id="sd35-medium",
+        label="SD3.5 Medium",
+        native_resolution=1024,
+        recognition=Recognition(
+            pipeline_classes=("StableDiffusion3Pipeline",),
+            folder_markers=(ConfigMarker("transformer/config.json", "dual_attention_layers", NOT_EMPTY),),
+            tensor_patterns=(r"(^|\.)joint_blocks\.", MMDIT_ATTN2),
+            name_pattern=r"(sd[-_.]?3[-_.]?5|stable-diffusion-3\.5).*medium",
+        ),
+        kohya=KohyaNames("sd3", architecture="stable-diffusion-3-5-medium"),  # sd-scripts' sd3 "5-medium"
+        comfy=SD3_COMFY,
+        lora=LoraTargets(MMDIT_ATTENTION),
+        aliases=SD3_ALIASES,
+        split_files=SD3_SPLIT_FILES,
         **FLOW_TRANSFORMER,
     )
 )

@@ -23,9 +23,13 @@ def frozen_mapping(mapping: Mapping[str, V] | None = None) -> Mapping[str, V]:
     return MappingProxyType(dict(mapping or {}))
 
 
+NOT_EMPTY = "<not empty>"  # a ConfigMarker value: the key holds a non-empty list (or any true value)
+
+
 @dataclass(frozen=True)
 class ConfigMarker:
-    """`key` of the JSON file `file` (relative to a diffusers folder) holds `value`."""
+    """`key` of the JSON file `file` (relative to a diffusers folder) holds `value` (or, with
+    `NOT_EMPTY`, anything but null, false, 0 or an empty list)."""
 
     file: str
     key: str
@@ -111,6 +115,10 @@ class Family:
     network_types: tuple[NetworkType, ...] = ("lora", "locon", "dora")
     trains_text_encoders: bool = True  # LoRA on the text encoders as well as the denoiser
     quantizable: bool = False  # the frozen denoiser may be loaded 8/4-bit (bitsandbytes)
+    # The component files a transformer-only single file needs (ComfyUI's split layout: models/unet +
+    # models/clip + models/vae), by the ModelSpec field naming each, with the file names ComfyUI's
+    # docs give them, preferred in this order; empty: the family's single files are complete.
+    split_files: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_mapping)
 
     @property
     def flow(self) -> bool:

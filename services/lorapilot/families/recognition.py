@@ -13,7 +13,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from lorapilot.families.family import ConfigMarker, Family
+from lorapilot.families.family import NOT_EMPTY, ConfigMarker, Family
 from lorapilot.families.registry import newest_first
 from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
 
@@ -28,7 +28,8 @@ def probe_folder(folder: Path) -> Family | None:
     def holds(marker: ConfigMarker) -> bool:
         if marker.file not in configs:
             configs[marker.file] = _read_json(folder / marker.file)
-        return configs[marker.file].get(marker.key) == marker.value
+        found = configs[marker.file].get(marker.key)
+        return bool(found) if marker.value == NOT_EMPTY else found == marker.value
 
     for family in candidates:
         if any(holds(marker) for marker in family.recognition.folder_markers):
@@ -53,6 +54,26 @@ def family_of_tensor_names(keys: list[str]) -> Family | None:
         if all(_any_match(p, keys) for p in required) and not any(_any_match(p, keys) for p in absent):
             return family
     return None
+
+
+# Where a checkpoint that bundles components keeps them (ComfyUI's and Stability's all-in-one files),
+# by the ModelSpec field that would otherwise name a separate file.
+BUNDLED_PREFIXES = {
+    "clip_l": "text_encoders.clip_l.transformer.",
+    "clip_g": "text_encoders.clip_g.transformer.",
+    "t5xxl": "text_encoders.t5xxl.transformer.",
+    "vae": "first_stage_model.",
+}
+
+
+def components_in_file(path: Path) -> frozenset[str]:
+    """The components (ModelSpec fields: clip_l, clip_g, t5xxl, vae) a single file bundles with its
+    denoiser; an SD3 all-in-one file holds all four, a ComfyUI models/unet file none."""
+    try:
+        keys = tensor_names(read_header(path))
+    except (OSError, HeaderError):
+        return frozenset()
+    return frozenset(f for f, prefix in BUNDLED_PREFIXES.items() if any(k.startswith(prefix) for k in keys))
 
 
 def guess_from_name(name: str) -> Family | None:

@@ -19,10 +19,17 @@ from pydantic_core import ErrorDetails
 
 from lorapilot import families
 from lorapilot.families import Family
-from lorapilot.families.recognition import probe_folder, probe_single_file
+from lorapilot.families.recognition import (
+    BUNDLED_PREFIXES,
+    components_in_file,
+    probe_folder,
+    probe_single_file,
+)
+from lorapilot.safetensors_header import HeaderError, read_header
 from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
+from lorapilot.tokenizer_files import EMBEDDINGS, missing_tokenizer
 from lorapilot.workspace import PathEscapeError, Workspace
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -32,6 +39,12 @@ _SINGLE_FILE = (".safetensors", ".sft")
 _NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(?:-|to|–)\s*{_NUMBER}\s*$")
 _RANGE_HINT = "this is a range; pick one value (the regular and high_quality profiles do)"
+# ComfyUI's folders for the component files of split-file models (models/clip was renamed
+# text_encoders; both are read), and the pattern names of that component match (the conventional
+# names are each family's `split_files`).
+_COMPONENT_DIRS = {"clip_l": ("clip", "text_encoders"), "clip_g": ("clip", "text_encoders")}
+_COMPONENT_DIRS |= {"t5xxl": ("clip", "text_encoders"), "vae": ("vae",)}
+_COMPONENT_NAME = {"clip_l": r"clip[_-]?l", "clip_g": r"clip[_-]?g", "t5xxl": r"t5", "vae": r"."}
 
 
 class _Resolver:
@@ -172,8 +185,14 @@ class _Resolver:
             return
         probed = self._locate_model(model, raw)
         if model.get("family") is None:
+            hint: tuple[Family, str] | None = self.draft.hints.get("family_hint")
             guess: tuple[Family, str] | None = self.draft.hints.get("family_guess")
-            family = probed or (guess[0] if guess else None)
+            family = probed or (hint[0] if hint else None) or (guess[0] if guess else None)
+            if hint and probed and hint[0] is not probed:
+                # a flag naming a whole line (is_flux: dev and schnell alike) is simply made precise
+                said = "" if hint[0].aliases == probed.aliases else f", not {hint[0].label}"
+                read = f"the model files are {probed.label}{said}; trained as {probed.label}"
+                self.draft.notice(hint[1], read)
             if family is None:
                 self.fail(
                     ("model", "family"),
@@ -194,6 +213,72 @@ class _Resolver:
             )
         if isinstance(model.get("vae"), str):
             self._locate_vae(model)
+        family = probed or named
+        if model.get("source") == "single_file" and family and family.split_files:
+            self._locate_components(model, family)
+
+    def _locate_components(self, model: dict[str, Any], family: Family) -> None:
+        """The component files of a single file that holds a transformer only (or not every part)."""
+        path = Path(model["path"])
+        bundled = components_in_file(path)
+        for name in family.split_files:
+            if name not in bundled:
+                self._locate_component(model, name, family)
+            elif name in EMBEDDINGS and not (path.with_suffix("") / "model_index.json").is_file():
+                dirs = (path.with_suffix("") / name,)
+                if why := missing_tokenizer(path, name, dirs, BUNDLED_PREFIXES[name]):
+                    self.fail(("model", "path"), f"its {name}: {why}")
+
+    def _check_tokenizer(self, name: str, path: Path, raw: Any = UNSET) -> None:
+        """A text encoder file's tokenizer must be had offline (`tokenizer_files`)."""
+        if name in EMBEDDINGS and (why := missing_tokenizer(path, name, (path.with_suffix(""),))):
+            self.fail(("model", name), why, raw)
+
+    def _locate_component(self, model: dict[str, Any], name: str, family: Family) -> None:
+        """A split-file model's `name` file: as given, else found in ComfyUI's model folders."""
+        loc: NativePath = ("model", name)
+        raw = model.get(name)
+        if isinstance(raw, str) and raw:
+            if name == "vae":
+                return  # checked by _locate_vae
+            try:
+                path = self.ws.resolve(raw)
+            except PathEscapeError as exc:
+                self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+                return
+            model[name] = str(path)
+            if not path.is_file():
+                self.fail(loc, "file not found", raw, hint=f"the {name} file of the {family.label} model")
+            else:
+                self._check_tokenizer(name, path, raw)
+            return
+        folders = [self.ws.models / d for d in _COMPONENT_DIRS[name]]
+        files = sorted(p for d in folders if d.is_dir() for p in d.iterdir() if p.suffix in _SINGLE_FILE)
+        chosen = _pick_component(name, family, files)
+        where = " or ".join(self.ws.display(d) for d in folders)
+        if isinstance(chosen, Path):
+            model[name] = str(chosen)
+            self._check_tokenizer(name, chosen)
+            self.draft.notice(
+                f"model.{name}", f"{family.label} split files: using {self.ws.display(chosen)} as {name}"
+            )
+            return
+        transformer = Path(model["path"]).name
+        if chosen:
+            self.fail(
+                loc,
+                f"several {name} files in {where} could go with {transformer}",
+                accepted=", ".join(p.name for p in chosen),
+                hint=f"set model.{name} to the one to use",
+            )
+        else:
+            names = family.split_files[name]
+            self.fail(
+                loc,
+                f"{transformer} holds the {family.label} transformer only; its {name} file was not found "
+                f"in {where}",
+                hint=f"set model.{name}" + (f", or put the file there as {names[0]}" if names else ""),
+            )
 
     def _locate_model(self, model: dict[str, Any], raw: str) -> Family | None:
         loc: NativePath = ("model", "path")
@@ -318,6 +403,34 @@ def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
     resolver.datasets(data)
     resolver.output(data)
     return resolver.validate(data)
+
+
+def _pick_component(name: str, family: Family, files: list[Path]) -> Path | list[Path]:
+    """The file for component `name` of `family` among `files`: its conventional name first, else the
+    only one that fits and is not another family's conventional file; otherwise the candidates (none,
+    or several to choose from)."""
+    by_name = {p.name.lower(): p for p in files}
+    ours = family.split_files[name]
+    for conventional in ours:
+        if conventional in by_name:
+            return by_name[conventional]
+    theirs = {n for f in families.all_families() for n in f.split_files.get(name, ())} - set(ours)
+    pattern = re.compile(_COMPONENT_NAME[name])
+    fitting = [
+        p for p in files if pattern.search(p.stem.lower()) and p.name.lower() not in theirs and _fits(name, p)
+    ]
+    return fitting[0] if len(fitting) == 1 else fitting
+
+
+def _fits(name: str, path: Path) -> bool:
+    """Whether the file's tensors are the component's: the flow models' VAEs have 16 latent channels."""
+    if name != "vae":
+        return True
+    try:
+        shape = read_header(path).get("decoder.conv_in.weight", {}).get("shape", [])
+    except (OSError, HeaderError):
+        return False
+    return len(shape) == 4 and shape[1] == 16
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -136,8 +136,16 @@ def sdxl_unet(seed: int, *, cross_attention_dim: int, pooled_dim: int) -> UNet2D
     ).eval()
 
 
-def sd3_transformer(seed: int, *, joint_attention_dim: int, pooled_dim: int) -> SD3Transformer2DModel:
-    """SD3-medium-style MMDiT; position embeddings cover latents up to 64×64 (512 px)."""
+def sd3_transformer(
+    seed: int,
+    *,
+    joint_attention_dim: int,
+    pooled_dim: int,
+    qk_norm: str | None = None,
+    dual_attention_layers: tuple[int, ...] = (),
+) -> SD3Transformer2DModel:
+    """SD3-medium-style MMDiT; position embeddings cover latents up to 64×64 (512 px). SD3.5 adds
+    `qk_norm`, SD3.5 Medium also MMDiT-X's `dual_attention_layers`."""
     torch.manual_seed(seed)
     return SD3Transformer2DModel(
         sample_size=LATENT_SIZE,
@@ -151,6 +159,8 @@ def sd3_transformer(seed: int, *, joint_attention_dim: int, pooled_dim: int) -> 
         caption_projection_dim=32,  # the transformer's inner width: heads × head dim
         pooled_projection_dim=pooled_dim,
         pos_embed_max_size=32,
+        qk_norm=qk_norm,
+        dual_attention_layers=dual_attention_layers,
     ).eval()
 
 

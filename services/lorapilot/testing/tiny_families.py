@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from lorapilot.families import FLUX_DEV, FLUX_SCHNELL, SD2, SD3, SD15, SDXL
+from lorapilot.families import FLUX_DEV, FLUX_SCHNELL, SD2, SD3, SD15, SD35_LARGE, SD35_MEDIUM, SDXL
 from lorapilot.testing import tiny_components as parts
 from lorapilot.testing.tiny_tokenizers import clip_tokenizer, t5_tokenizer
 
@@ -100,6 +100,22 @@ def sdxl(seed: int) -> dict[str, Any]:
 @register(SD3.id, "StableDiffusion3Pipeline")
 def sd3(seed: int) -> dict[str, Any]:
     """SD3 medium: two projected CLIPs and a T5 feeding an MMDiT over 16-channel latents."""
+    return _sd3_components(seed)
+
+
+@register(SD35_LARGE.id, "StableDiffusion3Pipeline")
+def sd35_large(seed: int) -> dict[str, Any]:
+    """SD3.5 Large: SD3 with query-key RMS norms in the MMDiT's attention."""
+    return _sd3_components(seed, qk_norm="rms_norm")
+
+
+@register(SD35_MEDIUM.id, "StableDiffusion3Pipeline")
+def sd35_medium(seed: int) -> dict[str, Any]:
+    """SD3.5 Medium: query-key norms and MMDiT-X's second attention in the first block."""
+    return _sd3_components(seed, qk_norm="rms_norm", dual_attention_layers=(0,))
+
+
+def _sd3_components(seed: int, **mmdit: Any) -> dict[str, Any]:
     seed_of = partial(part_seed, seed)
     t5 = t5_tokenizer()
     return {
@@ -115,7 +131,10 @@ def sd3(seed: int) -> dict[str, Any]:
         "tokenizer_2": clip_tokenizer(pad_token="!"),
         "tokenizer_3": t5,
         "transformer": parts.sd3_transformer(
-            seed_of("transformer"), joint_attention_dim=T5_WIDTH, pooled_dim=CLIP_L + CLIP_G_PROJECTION
+            seed_of("transformer"),
+            joint_attention_dim=T5_WIDTH,
+            pooled_dim=CLIP_L + CLIP_G_PROJECTION,
+            **mmdit,
         ),
         "scheduler": parts.flow_scheduler(shift=3.0),
     }

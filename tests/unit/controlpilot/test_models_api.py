@@ -16,6 +16,7 @@ from safetensors.numpy import save_file
 
 from lorapilot.engine.metadata import RunFacts, kohya_metadata
 from lorapilot.spec import load_spec
+from lorapilot.testing.split_files import write_flux_split_files, write_flux_transformer
 from lorapilot.testing.tiny_models import single_file_path
 
 TOKEN = "hf_unitTestSecretToken1234567890"
@@ -315,3 +316,24 @@ def test_a_misspelt_download_field_is_refused_and_the_token_is_never_repeated(se
     bad_token = session.call("POST", "/api/models/download", json={"repo_id": "a/b", "token": 5})
     assert bad_token.status_code == 400 and bad_token.get_json()["error"].startswith("token: ")
     assert session.ok("GET", "/api/models/downloads") == {"downloads": []}
+
+
+def test_split_file_flux_models_in_comfyuis_folders_are_listed_with_their_family(session, ws, tiny_models):
+    write_flux_split_files(tiny_models["flux-dev"], ws.models, "flux1-a.safetensors", fp8_t5=False)
+    write_flux_transformer(
+        tiny_models["flux-schnell"], ws.models / "diffusion_models" / "flux1-b.safetensors"
+    )
+
+    models = _by_path(session.ok("GET", "/api/models")["models"])
+
+    dev = models["/workspace/models/unet/flux1-a.safetensors"]
+    schnell = models["/workspace/models/diffusion_models/flux1-b.safetensors"]
+    assert (dev["family"], dev["kind"]) == ("flux-dev", "unet")
+    assert (schnell["family"], schnell["kind"]) == ("flux-schnell", "diffusion_models")
+    assert (
+        "its clip_l, t5xxl, vae files are separate" in dev["family_note"]
+        and "models/clip" in dev["family_note"]
+    )
+    assert models["/workspace/models/clip/clip_l.safetensors"]["kind"] == "clip"
+    disk = session.ok("GET", "/api/models")["disk"]
+    assert disk["by_kind"]["unet"] == (ws.models / "unet" / "flux1-a.safetensors").stat().st_size

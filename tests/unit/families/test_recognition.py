@@ -38,6 +38,17 @@ UNET = "model.diffusion_model.input_blocks.0.0.weight"
         (["model.diffusion_model.double_blocks.0.img_attn.qkv.weight"], families.FLUX_SCHNELL),
         (["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"], families.SD3),
         (
+            ["joint_blocks.0.x_block.attn.qkv.weight", "joint_blocks.0.x_block.attn.ln_q.weight"],
+            families.SD35_LARGE,
+        ),
+        (
+            [
+                "model.diffusion_model.joint_blocks.0.x_block.attn.ln_q.weight",
+                "model.diffusion_model.joint_blocks.0.x_block.attn2.qkv.weight",
+            ],
+            families.SD35_MEDIUM,
+        ),
+        (
             [
                 "model.diffusion_model.input_blocks.0.0.weight",
                 "conditioner.embedders.1.model.ln_final.weight",

@@ -13,9 +13,11 @@ import json
 from importlib import metadata
 from pathlib import Path
 
+from lorapilot.tokenizer_files import CLIP_VOCAB
+
 DISTRIBUTION = "clip-anytorch"
 MERGES_FILE = "clip/bpe_simple_vocab_16e6.txt.gz"
-VOCAB_SIZE = 49408
+VOCAB_SIZE = CLIP_VOCAB
 
 
 class ClipVocabMissingError(RuntimeError):

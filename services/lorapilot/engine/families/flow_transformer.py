@@ -44,14 +44,13 @@ class FlowTransformerFamily(FamilyAdapter):
     def load_components(
         self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path, names: tuple[str, ...]
     ) -> dict[str, Any]:
+        if spec.source == "single_file":
+            self.refuse_quantized_single_file(spec)
+            return self.split_file_components(spec, dtype, config_cache)
         kwargs: dict[str, Any] = {}
         quantization = quantization_config(spec, dtype)
         if quantization is not None:
-            if spec.source == "single_file":
-                raise ModelLoadError(
-                    f"model.quantize: quantising a single-file {spec.family} checkpoint is not supported; "
-                    "point model.path at a diffusers folder"
-                )
+            self.refuse_quantized_single_file(spec)
             try:
                 kwargs["transformer"] = self.transformer_class.from_pretrained(
                     spec.path,
@@ -64,6 +63,21 @@ class FlowTransformerFamily(FamilyAdapter):
                 raise ModelLoadError(f"cannot load the transformer of {spec.path} quantised: {exc}") from exc
         pipe = load_pipeline(spec, self.pipeline_class, dtype, config_cache, **kwargs)
         return {k: pipe.components[k] for k in names}
+
+    def split_file_components(
+        self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
+    ) -> dict[str, Any]:
+        """The components of a single-file model: the original-layout denoiser file and the
+        components it bundles or the spec's component files (`split_files`)."""
+        raise ModelLoadError(f"model.path: single-file {spec.family} checkpoints are not supported")
+
+    @staticmethod
+    def refuse_quantized_single_file(spec: ModelSpec) -> None:
+        if spec.source == "single_file" and spec.quantize in ("int8", "nf4"):
+            raise ModelLoadError(
+                f"model.quantize: quantising a single-file {spec.family} checkpoint is not supported; "
+                "point model.path at a diffusers folder"
+            )
 
     def lora_sites(self, train_text_encoder: bool) -> list[LoraSite]:
         # The text encoders stay frozen (the spec refuses train_text_encoder for these families).

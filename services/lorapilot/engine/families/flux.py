@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from diffusers import FluxPipeline, FluxTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 
+from lorapilot.engine.families import split_files
 from lorapilot.engine.families.base import (
     Conditioning,
     ImageGeometry,
@@ -22,6 +23,7 @@ from lorapilot.engine.families.base import (
     ModelFacts,
     register_adapter,
 )
+from lorapilot.engine.families.bfl_layout import flux_config, flux_to_diffusers
 from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
 from lorapilot.families import FLUX_DEV, FLUX_SCHNELL
 from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
@@ -36,11 +38,57 @@ class FluxFacts(ModelFacts):
     train_guidance: float = 1.0  # the guidance embedding's input while training (dev)
 
 
+# The released ae.safetensors' latent normalisation and the released schedulers (black-forest-labs'
+# FLUX.1-dev / -schnell scheduler_config.json): dev shifts by resolution, schnell not at all.
+AE_FACTORS = {"scaling_factor": 0.3611, "shift_factor": 0.1159}
+DEV_SCHEDULER = {
+    "shift": 3.0,
+    "use_dynamic_shifting": True,
+    "base_shift": 0.5,
+    "max_shift": 1.15,
+    "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+}
+SCHNELL_SCHEDULER = {"shift": 1.0, "use_dynamic_shifting": False}
+
+
+def split_file_components(spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> dict[str, Any]:
+    """A FLUX pipeline's components from a BFL-layout transformer file plus clip_l, t5xxl and ae files
+    (or the ones a full checkpoint bundles)."""
+    source = split_files.denoiser_part(Path(spec.path), "model.diffusion_model.")
+    state = split_files.read_state(source)
+    config = flux_config(state)
+    transformer = split_files.diffusers_model(
+        FluxTransformer2DModel, config, flux_to_diffusers(state), dtype, source
+    )
+    clip_part = split_files.part(spec, "clip_l", "tokenizer")
+    t5_part = split_files.part(spec, "t5xxl", "tokenizer_2")
+    clip = split_files.clip_text_encoder(clip_part, dtype, act="quick_gelu", projection=False)
+    t5 = split_files.t5_text_encoder(t5_part, dtype)
+    scheduler = DEV_SCHEDULER if config["guidance_embeds"] else SCHNELL_SCHEDULER
+    return {
+        "transformer": transformer,
+        "text_encoder": clip,
+        "text_encoder_2": t5,
+        "tokenizer": split_files.clip_tokenizer(
+            clip_part, clip.config.vocab_size, config_cache, "<|endoftext|>"
+        ),
+        "tokenizer_2": split_files.t5_tokenizer(t5_part, t5.config.vocab_size),
+        "vae": split_files.vae(split_files.part(spec, "vae"), dtype, **AE_FACTORS),
+        "scheduler": FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, **scheduler),
+    }
+
+
 @register_adapter(FLUX_DEV, FLUX_SCHNELL)
 class Flux(FlowTransformerFamily):
     pipeline_class = FluxPipeline
     transformer_class = FluxTransformer2DModel
     default_sampling: ClassVar[str] = "flux_shift"
+
+    def split_file_components(
+        self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
+    ) -> dict[str, Any]:
+        return split_file_components(spec, dtype, config_cache)
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         names = (

@@ -261,9 +261,9 @@ def _job_defaults(draft: Draft) -> None:
 def _choose_family(draft: Draft) -> None:
     arch = draft.hints.pop("arch", None)
     path = draft.get(("model", "path"))
-    if arch is not None:
+    if arch is not None:  # a hint: the files decide (is_flux names dev and schnell alike)
         dialect, name, source = arch
-        draft.put(("model", "family"), families.by_alias(dialect, name, path).id, source)
+        draft.hints["family_hint"] = (families.by_alias(dialect, name, path), source)
     elif isinstance(path, str):
         guess = guess_from_name(path)
         if guess:

@@ -530,5 +530,6 @@ def _choose_family(draft: Draft) -> None:
     model_type = draft.hints.pop("model_type", None)
     if model_type is None:
         return
+    # a hint: the files decide (type = 'flux' names dev and schnell alike)
     family = families.by_alias(DIFFUSION_PIPE_TYPE, model_type[0], draft.get(("model", "path")))
-    draft.put(("model", "family"), family.id, model_type[1])
+    draft.hints["family_hint"] = (family, model_type[1])

@@ -99,4 +99,4 @@ def _choose_family(draft: Draft) -> None:
             draft.notice(
                 source, f"ignored: {named[family]} is set, and {family.label} is not an {other.label} model"
             )
-    draft.put(("model", "family"), family.id, named[family])
+    draft.hints["family_hint"] = (family, named[family])  # the files decide; the script only hints

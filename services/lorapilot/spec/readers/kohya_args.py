@@ -72,18 +72,20 @@ def _family_flag(name: str):
     return handle
 
 
+# Component files of split-file models (sd-scripts' FLUX and SD3 scripts) → ModelSpec fields.
+_COMPONENTS = {"clip_l": "clip_l", "clip_g": "clip_g", "t5xxl": "t5xxl", "ae": "vae"}
+
+
 def _component_file(name: str):
-    """A component file only one family's sd-scripts script takes (FLUX's clip_l, t5xxl, ae): it
-    names the family, and is refused, as LoRA Pilot loads whole models."""
+    """A component file (FLUX's clip_l, t5xxl, ae; SD3's clip_l, clip_g, t5xxl): loaded beside the
+    denoiser file; the script it belongs to is a family hint that the files can overrule."""
 
     def handle(draft: Draft, value: Any, source: str) -> None:
-        draft.hints.setdefault("family_flags", {})[KOHYA_COMPONENT, name] = (True, source)
-        draft.issue(
-            source,
-            "not supported by LoRA Pilot: separate FLUX component files",
-            value,
-            hint="point pretrained_model_name_or_path at a diffusers FLUX folder or a full checkpoint",
-        )
+        if value in (None, ""):
+            return
+        if name in alias_names(KOHYA_COMPONENT):
+            draft.hints.setdefault("family_flags", {})[KOHYA_COMPONENT, name] = (True, source)
+        draft.put(("model", _COMPONENTS[name]), value, source)
 
     return handle
 
@@ -307,7 +309,7 @@ TABLE: dict[str, Rule] = {
     **{flag: _family_flag(flag) for flag in alias_names(KOHYA_FLAG)},
     "v_parameterization": To(("model", "v_parameterization")),
     "vae": To(("model", "vae")),
-    **{name: _component_file(name) for name in alias_names(KOHYA_COMPONENT)},
+    **{name: _component_file(name) for name in _COMPONENTS},
     "fp8_base": _fp8_base,
     "blocks_to_swap": To(("training", "blocks_to_swap")),
     "lowram": To(("training", "low_vram")),
