@@ -16,7 +16,7 @@ from lorapilot.families import SD15
 from lorapilot.families.recognition import guess_from_name
 from lorapilot.spec.draft import Draft, apply_table, join
 from lorapilot.spec.readers import kohya_dataset
-from lorapilot.spec.readers.kohya_args import TABLE
+from lorapilot.spec.readers.kohya_args import SD_SCRIPTS_DEFAULTS, TABLE, TE_DEFAULT
 
 DIALECT = "kohya"
 
@@ -44,15 +44,63 @@ def _flatten(doc: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
 def read(doc: Mapping[str, Any], draft: Draft) -> None:
     if kohya_dataset.detect(doc):
         kohya_dataset.read(doc, draft)
+        _balance_reg(draft)
         return
     for key, (value, source) in _flatten(doc).items():
         apply_table(draft, {key: value}, TABLE, source.rsplit(".", 1)[0] if "." in source else "")
     _save_last_n(draft, doc)
     _choose_family(draft)
-    if "network_dim" in _flatten(doc) and "network_alpha" not in _flatten(doc) and not _is_guide(doc):
-        # kohya's own default; the guide's YAML always states alpha.
+    _epochs_win(draft)
+    _balance_reg(draft)
+    if not _is_guide(doc):  # the guide's YAML keeps LoRA Pilot's defaults; sd-scripts' files get its own
+        _sd_scripts_defaults(draft, _flatten(doc))
+
+
+def _epochs_win(draft: Draft) -> None:
+    """sd-scripts: max_train_epochs overrides max_train_steps, sample_every_n_epochs the steps one."""
+    for epochs, steps, why in (
+        (("training", "epochs"), ("training", "max_steps"), "sd-scripts lets the epochs override it"),
+        (("sample", "every_n_epochs"), ("sample", "every"), "sd-scripts samples by epochs then"),
+    ):
+        if draft.get(epochs) is not None and draft.get(steps) is not None:
+            del draft.data[steps[0]][steps[1]]
+            source = draft.origin.pop(steps)
+            draft.notice(source, f"ignored: {draft.origin[epochs]} is set, and {why}")
+
+
+def _balance_reg(draft: Draft) -> None:
+    """sd-scripts repeats (or trims) regularisation images to as many as the training images."""
+    for index, dataset in enumerate(draft.data.get("datasets", [])):
+        if isinstance(dataset, Mapping) and dataset.get("is_reg") is True:
+            source = draft.origin.get(("datasets", index, "is_reg"), "reg_data_dir")
+            draft.put(("training", "balance_reg"), True, source)
+            draft.notice(source, "reg images are repeated or trimmed to the training images' count (kohya)")
+            return
+
+
+def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
+    """What sd-scripts does with the options a file leaves out, where LoRA Pilot's default differs."""
+    for option, path, value in SD_SCRIPTS_DEFAULTS:
+        if option in flat or draft.get(path) is not None:
+            continue
+        if option == "max_train_steps" and draft.get(("training", "epochs")) is not None:
+            continue
+        draft.put(path, value, f"{option} (sd-scripts default)")
+        draft.notice(option, f"not set: sd-scripts' default {value!r} is used")
+    if draft.get(("network", "alpha")) is None:
         draft.put(("network", "alpha"), 1.0, "network_alpha (kohya default)")
         draft.notice("network_alpha", "not set: kohya's default of 1 is used (scale = 1 / network_dim)")
+    if "network_train_unet_only" in flat:
+        return
+    if draft.get(("training", "cache_text_encoder_outputs")):
+        draft.notice(
+            "network_train_unet_only",
+            "not set, but cache_text_encoder_outputs is: the U-Net alone is trained (sd-scripts "
+            "stops here: its text-encoder LoRA cannot train on cached outputs)",
+        )
+    else:
+        why = "network_train_unet_only (not set: sd-scripts trains the text encoders too)"
+        draft.hints[TE_DEFAULT] = (True, why)
 
 
 def _is_guide(doc: Mapping[str, Any]) -> bool:
