@@ -87,6 +87,7 @@ def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
             continue
         draft.put(path, value, f"{option} (sd-scripts default)")
         draft.notice(option, f"not set: sd-scripts' default {value!r} is used")
+    _weight_dtype(draft)
     if draft.get(("network", "alpha")) is None:
         draft.put(("network", "alpha"), 1.0, "network_alpha (kohya default)")
         draft.notice("network_alpha", "not set: kohya's default of 1 is used (scale = 1 / network_dim)")
@@ -101,6 +102,18 @@ def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
     else:
         why = "network_train_unet_only (not set: sd-scripts trains the text encoders too)"
         draft.hints[TE_DEFAULT] = (True, why)
+
+
+def _weight_dtype(draft: Draft) -> None:
+    """sd-scripts keeps the frozen weights in the mixed-precision dtype, fp32 with `no`."""
+    precision = draft.get(("training", "mixed_precision"))
+    dtype = {"no": "fp32", False: "fp32", "fp16": "fp16", "bf16": "bf16"}.get(precision)
+    if dtype is None or draft.get(("model", "weight_dtype")) is not None:
+        return
+    source = draft.origin[("training", "mixed_precision")]
+    draft.put(("model", "weight_dtype"), dtype, source)
+    if dtype != "bf16":
+        draft.notice(source, f"the base model's weights are kept in {dtype}, as sd-scripts does")
 
 
 def _is_guide(doc: Mapping[str, Any]) -> bool:

@@ -118,7 +118,7 @@ UNSUPPORTED: dict[str, Unsupported] = {
     "weighted_captions": _no("weighted captions ((word:1.2))"),
     "max_token_length": _no("captions longer than 75 tokens"),
     "t5xxl_max_token_length": _no(
-        "another T5 length than the engine's (256 tokens for schnell and SD3, 512 for dev)", 256, 512
+        "T5 lengths other than the engine's (256 tokens for schnell and SD3, 512 for dev)", 256, 512
     ),
     "apply_t5_attn_mask": _no("T5 attention masks"),
     "apply_lg_attn_mask": _no("CLIP attention masks"),

@@ -41,13 +41,13 @@ _OPTIONS = {
 }
 # Options sd-scripts parses that LoRA Pilot's renders have no equivalent for.
 _NOT_RENDERED = {
-    "ss": "the sampler (samples use the model's own scheduler)",
-    "fs": "a per-prompt flow shift",
-    "cn": "ControlNet images",
-    "i": "init images",
-    "ctr": "CFG truncation",
-    "rcfg": "CFG renormalisation",
-    "f": "frame counts",
+    "ss": "samples use the model's own scheduler",
+    "fs": "no per-prompt flow shift",
+    "cn": "no ControlNet images",
+    "i": "no init images",
+    "ctr": "no CFG truncation",
+    "rcfg": "no CFG renormalisation",
+    "f": "no frame counts",
 }
 
 
@@ -127,4 +127,4 @@ def _why_not(key: str) -> str:
     flag = key.removeprefix("--")
     if flag in _OPTIONS:
         return "its value is not a number; sd-scripts skips it too"
-    return _NOT_RENDERED.get(flag, "LoRA Pilot does not render it")
+    return _NOT_RENDERED.get(flag, "not an option LoRA Pilot renders")
