@@ -276,8 +276,8 @@ class _Resolver:
         elif hint[0]:
             self.draft.notice(
                 hint[1].split(" (")[0],
-                f"not set: sd-scripts would train a text-encoder LoRA too; {family.label} LoRAs here "
-                "train the transformer only (text encoders frozen, outputs cached)",
+                f"{family.label} LoRAs train the transformer only (text encoders frozen, outputs "
+                "cached), where sd-scripts would train a text-encoder LoRA too",
             )
 
     # -- output -------------------------------------------------------------------------------

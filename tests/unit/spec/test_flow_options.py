@@ -61,7 +61,7 @@ def test_kohya_text_encoder_training_on_flux_keeps_the_encoders_frozen_and_says_
         write(tmp_path, FLUX + DATA + "network_train_unet_only: false\n"), workspace=guide_workspace
     )
     assert result.spec["network"]["train_text_encoder"] is False
-    assert "sd-scripts would train a text-encoder LoRA too" in result.err
+    assert "where sd-scripts would train a text-encoder LoRA too" in result.err
 
 
 def test_quantize_and_block_swapping_are_exclusive(validate, guide_workspace, tmp_path):

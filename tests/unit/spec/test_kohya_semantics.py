@@ -30,6 +30,15 @@ def test_text_encoders_are_trained_unless_network_train_unet_only(validate, guid
     assert unet_only.spec["network"]["train_text_encoder"] is False
 
 
+def test_flux_keeps_its_text_encoders_frozen_and_says_what_sd_scripts_would_do(
+    validate, guide_workspace, tmp_path
+):
+    flux = 'pretrained_model_name_or_path = "/workspace/models/diffusers/FLUX.1-schnell"\n'
+    result = validate(write(tmp_path, flux + DATA), workspace=guide_workspace)
+    assert result.spec["network"]["train_text_encoder"] is False
+    assert "network_train_unet_only: FLUX.1 schnell LoRAs train the transformer only" in result.err
+
+
 def test_cached_text_encoder_outputs_leave_the_encoders_frozen_with_a_notice(
     validate, guide_workspace, tmp_path
 ):
