@@ -96,6 +96,7 @@ def test_sd_scripts_defaults_fill_what_its_file_leaves_out(validate, guide_works
     assert spec["datasets"][0]["caption_extension"] == ".caption"
     assert spec["model"]["weight_dtype"] == "fp32"  # sd-scripts' weight dtype follows mixed_precision
     assert "learning_rate: not set: sd-scripts' default 2e-06 is used" in result.err
+    assert "seed: not set: sd-scripts would draw a random seed" in result.err  # where we differ, we say so
 
 
 def test_epochs_override_steps_as_in_sd_scripts(validate, guide_workspace, tmp_path):

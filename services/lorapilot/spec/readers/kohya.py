@@ -88,6 +88,8 @@ def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
         draft.put(path, value, f"{option} (sd-scripts default)")
         draft.notice(option, f"not set: sd-scripts' default {value!r} is used")
     _weight_dtype(draft)
+    if draft.get(("training", "seed")) is None:
+        draft.notice("seed", "not set: sd-scripts would draw a random seed; 42 is used, so that runs repeat")
     if draft.get(("network", "alpha")) is None:
         draft.put(("network", "alpha"), 1.0, "network_alpha (kohya default)")
         draft.notice("network_alpha", "not set: kohya's default of 1 is used (scale = 1 / network_dim)")

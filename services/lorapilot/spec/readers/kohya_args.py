@@ -320,7 +320,6 @@ TABLE: dict[str, Rule] = {
     "fp8_base": _fp8_base,
     "fp8_base_unet": _fp8_base,
     "blocks_to_swap": To(("training", "blocks_to_swap")),
-    "lowram": To(("training", "low_vram")),
     "lowvram": To(("training", "low_vram")),
     "low_vram": To(("training", "low_vram")),
     # network

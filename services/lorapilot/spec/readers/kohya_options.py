@@ -46,6 +46,7 @@ IGNORED: dict[str, str] = {
     "save_last_n_epochs_state": "state is kept for the last save only",
     "save_last_n_steps_state": "state is kept for the last save only",
     "highvram": _MEMORY,
+    "lowram": f"{_MEMORY} (sd-scripts' lowram loads models straight to the GPU)",
     "cpu_offload_checkpointing": _MEMORY,
     "no_half_vae": "the VAE runs in fp32 while latents are cached",
     "huggingface_repo_type": _HUB,
