@@ -244,3 +244,16 @@ def test_split_file_components_map_onto_the_model():
         "vae": "ae.safetensors",
         "clip_g": "clip_g.safetensors",
     }
+
+
+def test_flux_network_args_at_their_defaults_pass_and_others_are_refused():
+    draft = Draft(file="flux.toml")
+    kohya.read(
+        {"network_args": ["train_t5xxl=False", "split_qkv=True", "rank_dropout=0", "verbose=True"]}, draft
+    )
+    assert draft.issues == []
+    refused = Draft(file="flux.toml")
+    kohya.read({"network_args": ["train_blocks=single"]}, refused)
+    assert [i.message for i in refused.issues] == [
+        "not supported by LoRA Pilot: training only FLUX's single or double blocks"
+    ]

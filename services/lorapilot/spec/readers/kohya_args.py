@@ -16,6 +16,8 @@ from lorapilot.spec.draft import (
     NativePath,
     Rule,
     To,
+    Unsupported,
+    apply_table,
     as_kwargs,
     as_resolutions,
     one_of,
@@ -148,6 +150,15 @@ _LORAPLUS_ARGS = {
     "loraplus_unet_lr_ratio": "unet",
     "loraplus_text_encoder_lr_ratio": "text_encoder",
 }
+# networks/lora.py and lora_flux.py arguments LoRA Pilot does not do; their defaults pass.
+_NETWORK_ARGS_UNSUPPORTED: dict[str, Rule] = {
+    "rank_dropout": Unsupported("rank dropout", (0,)),
+    "module_dropout": Unsupported("module dropout", (0,)),
+    "train_t5xxl": Unsupported("T5 LoRAs", (False,)),
+    "train_blocks": Unsupported("training only FLUX's single or double blocks", ("all",)),
+    "split_qkv": Ignored("FLUX's q/k/v projections are separate layers in the diffusers model already"),
+    "verbose": Ignored("the LoRA layers are listed in outputs/<name>/_logs/train.log"),
+}
 
 
 def _network_args(draft: Draft, value: Any, source: str) -> None:
@@ -166,8 +177,8 @@ def _network_args(draft: Draft, value: Any, source: str) -> None:
             draft.put(("network", "dora"), bool(arg), where)
         elif key in _LORAPLUS_ARGS:
             _loraplus(_LORAPLUS_ARGS[key])(draft, arg, where)
-        elif key in ("rank_dropout", "module_dropout") and arg in (0, 0.0, None):
-            draft.notice(where, f"ignored: {arg!r} leaves it off")
+        elif key in _NETWORK_ARGS_UNSUPPORTED:
+            apply_table(draft, {key: arg}, _NETWORK_ARGS_UNSUPPORTED, source)
         else:
             draft.issue(
                 where,
