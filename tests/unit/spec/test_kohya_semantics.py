@@ -257,3 +257,12 @@ def test_flux_network_args_at_their_defaults_pass_and_others_are_refused():
     assert [i.message for i in refused.issues] == [
         "not supported by LoRA Pilot: training only FLUX's single or double blocks"
     ]
+
+
+def test_a_flux_script_config_gets_flux_train_network_defaults_and_names_what_differs():
+    draft = Draft(file="flux.toml")
+    kohya.read({"network_module": "networks.lora_flux"}, draft)
+    assert draft.data["training"]["guidance_scale"] == 3.5
+    said = {n.field: n.message for n in draft.notices}
+    assert "sd-scripts would use sigma_scaled" in said["model_prediction_type"]
+    assert "sd-scripts would draw σ by weighting_scheme" in said["timestep_sampling"]

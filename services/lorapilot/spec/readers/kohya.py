@@ -16,7 +16,14 @@ from lorapilot.families import SD15
 from lorapilot.families.recognition import guess_from_name
 from lorapilot.spec.draft import Draft, apply_table, join
 from lorapilot.spec.readers import kohya_dataset
-from lorapilot.spec.readers.kohya_args import SD_SCRIPTS_DEFAULTS, TABLE, TE_DEFAULT
+from lorapilot.spec.readers.kohya_args import (
+    FLUX_DEFAULTS,
+    FLUX_DIFFERENCES,
+    FLUX_SCRIPT,
+    SD_SCRIPTS_DEFAULTS,
+    TABLE,
+    TE_DEFAULT,
+)
 
 DIALECT = "kohya"
 
@@ -80,13 +87,17 @@ def _balance_reg(draft: Draft) -> None:
 
 def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
     """What sd-scripts does with the options a file leaves out, where LoRA Pilot's default differs."""
-    for option, path, value in SD_SCRIPTS_DEFAULTS:
+    flux_script = flat.get("network_module", (None,))[0] == FLUX_SCRIPT
+    for option, path, value in SD_SCRIPTS_DEFAULTS + (FLUX_DEFAULTS if flux_script else ()):
         if option in flat or draft.get(path) is not None:
             continue
         if option == "max_train_steps" and draft.get(("training", "epochs")) is not None:
             continue
         draft.put(path, value, f"{option} (sd-scripts default)")
         draft.notice(option, f"not set: sd-scripts' default {value!r} is used")
+    for option, difference in FLUX_DIFFERENCES.items() if flux_script else ():
+        if option not in flat:
+            draft.notice(option, f"not set: {difference}")
     _weight_dtype(draft)
     if draft.get(("training", "seed")) is None:
         draft.notice("seed", "not set: sd-scripts would draw a random seed; 42 is used, so that runs repeat")

@@ -436,3 +436,15 @@ SD_SCRIPTS_DEFAULTS: tuple[tuple[str, NativePath, Any], ...] = (
     ("caption_extension", (DD, "caption_extension"), kohya_dataset.DEFAULT_CAPTION_EXTENSION),
     ("enable_bucket", (DD, "bucket", "enabled"), False),
 )
+# flux_train_network.py's (its configs name networks.lora_flux): the guidance given to FLUX.1 dev
+# while training, and what LoRA Pilot does instead of two defaults it does not share.
+FLUX_SCRIPT = "networks.lora_flux"
+FLUX_DEFAULTS: tuple[tuple[str, NativePath, Any], ...] = (
+    ("guidance_scale", ("training", "guidance_scale"), 3.5),
+)
+FLUX_DIFFERENCES = {
+    "model_prediction_type": "sd-scripts would use sigma_scaled; the flow target is predicted raw here "
+    "(as sd-scripts' FLUX examples set it)",
+    "timestep_sampling": "sd-scripts would draw σ by weighting_scheme over its shifted schedule (sigma); "
+    "the family's own sampling is used here",
+}
