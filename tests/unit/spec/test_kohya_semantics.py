@@ -59,6 +59,14 @@ def test_the_guides_yaml_keeps_lora_pilots_defaults(validate, guide_workspace, t
     assert spec["training"]["learning_rate"] == 1e-4
 
 
+def test_a_flat_guide_block_keeps_lora_pilots_defaults(validate, guide_workspace, tmp_path):
+    # The guide's "quick test" block is flat but uses the guide's own names (steps), not sd-scripts'.
+    block = write(tmp_path, "steps: 100\nlearning_rate: 1e-4\nnetwork_dim: 16\n", "first_pass.yaml")
+    result = validate(block, "--profile", "quick_test", "--dataset", "my_dataset", workspace=guide_workspace)
+    assert result.spec["training"]["mixed_precision"] != "no"
+    assert "sd-scripts' default" not in result.err
+
+
 def test_bucketing_is_off_unless_enable_bucket(validate, guide_workspace, tmp_path):
     off = validate(write(tmp_path, SD15 + DATA), workspace=guide_workspace).spec
     assert off["datasets"][0]["bucket"]["enabled"] is False

@@ -29,6 +29,9 @@ DIALECT = "kohya"
 
 # Sections of the guide's YAML; any other section name is flattened as kohya's loader does.
 GUIDE_SECTIONS = ("model", "training", "network", "dataset", "sample", "save", "output")
+# Names only the guide's blocks use (sd-scripts has none of them): a flat file with one is a guide block.
+GUIDE_KEYS = {"steps", "epochs", "batch_size", "network_type", "family", "lowvram", "low_vram", "lr_end"}
+GUIDE_KEYS |= {"warmup_steps", "trigger_word"}
 
 
 def detect(doc: Mapping[str, Any]) -> bool:
@@ -59,8 +62,15 @@ def read(doc: Mapping[str, Any], draft: Draft) -> None:
     _choose_family(draft)
     _epochs_win(draft)
     _balance_reg(draft)
-    if not _is_guide(doc):  # the guide's YAML keeps LoRA Pilot's defaults; sd-scripts' files get its own
-        _sd_scripts_defaults(draft, _flatten(doc))
+    flat = _flatten(doc)
+    if _is_guide(doc):
+        return
+    sd_scripts_file = not GUIDE_KEYS & flat.keys()  # the guide's blocks keep LoRA Pilot's defaults
+    if sd_scripts_file:
+        _sd_scripts_defaults(draft, flat)
+    if draft.get(("network", "alpha")) is None and (sd_scripts_file or "network_dim" in flat):
+        draft.put(("network", "alpha"), 1.0, "network_alpha (kohya default)")
+        draft.notice("network_alpha", "not set: kohya's default of 1 is used (scale = 1 / network_dim)")
 
 
 def _epochs_win(draft: Draft) -> None:
@@ -101,9 +111,6 @@ def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
     _weight_dtype(draft)
     if draft.get(("training", "seed")) is None:
         draft.notice("seed", "not set: sd-scripts would draw a random seed; 42 is used, so that runs repeat")
-    if draft.get(("network", "alpha")) is None:
-        draft.put(("network", "alpha"), 1.0, "network_alpha (kohya default)")
-        draft.notice("network_alpha", "not set: kohya's default of 1 is used (scale = 1 / network_dim)")
     if "network_train_unet_only" in flat:
         return
     if draft.get(("training", "cache_text_encoder_outputs")):
