@@ -274,3 +274,16 @@ def test_a_flux_script_config_gets_flux_train_network_defaults_and_names_what_di
     said = {n.field: n.message for n in draft.notices}
     assert "sd-scripts would use sigma_scaled" in said["model_prediction_type"]
     assert "sd-scripts would draw σ by weighting_scheme" in said["timestep_sampling"]
+
+
+def test_a_dataset_config_replaces_the_folder_arguments_as_in_sd_scripts(validate, guide_workspace, tmp_path):
+    write(
+        tmp_path,
+        '[[datasets]]\n[[datasets.subsets]]\nimage_dir = "/workspace/datasets/images/2_concept_b"\n',
+        "ds.toml",
+    )
+    config = SD15 + DATA + 'reg_data_dir = "/workspace/datasets/reg"\ndataset_config = "ds.toml"\n'
+    result = validate(write(tmp_path, config), workspace=guide_workspace)
+    assert [Path(d["folder"]).name for d in result.spec["datasets"]] == ["2_concept_b"]
+    assert result.spec["training"]["balance_reg"] is False
+    assert "reg_data_dir: ignored: dataset_config is given" in result.err

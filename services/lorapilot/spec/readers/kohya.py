@@ -60,6 +60,7 @@ def read(doc: Mapping[str, Any], draft: Draft) -> None:
         apply_table(draft, {key: value}, TABLE, source.rsplit(".", 1)[0] if "." in source else "")
     _save_last_n(draft, doc)
     _choose_family(draft)
+    _dataset_config_wins(draft, _flatten(doc))
     _epochs_win(draft)
     _balance_reg(draft)
     flat = _flatten(doc)
@@ -71,6 +72,27 @@ def read(doc: Mapping[str, Any], draft: Draft) -> None:
     if draft.get(("network", "alpha")) is None and (sd_scripts_file or "network_dim" in flat):
         draft.put(("network", "alpha"), 1.0, "network_alpha (kohya default)")
         draft.notice("network_alpha", "not set: kohya's default of 1 is used (scale = 1 / network_dim)")
+
+
+def _dataset_config_wins(draft: Draft, flat: Mapping[str, tuple[Any, str]]) -> None:
+    """sd-scripts ignores train_data_dir and reg_data_dir when a dataset_config is given."""
+    if "dataset_config" not in flat:
+        return
+    ignored = {flat[key][1] for key in ("train_data_dir", "reg_data_dir") if key in flat}
+    datasets = draft.data.get("datasets", [])
+    kept = [i for i in range(len(datasets)) if draft.origin.get(("datasets", i, "folder")) not in ignored]
+    if len(kept) == len(datasets):
+        return
+    origin = {path: where for path, where in draft.origin.items() if path[:1] != ("datasets",)}
+    for path, where in draft.origin.items():
+        if path[:1] == ("datasets",) and len(path) > 1 and path[1] in kept:
+            origin[("datasets", kept.index(path[1]), *path[2:])] = where  # type: ignore[index]
+    draft.data["datasets"] = [datasets[i] for i in kept]
+    draft.origin = origin
+    for source in sorted(ignored):
+        draft.notice(
+            source, "ignored: dataset_config is given, and sd-scripts then reads the folders from it"
+        )
 
 
 def _epochs_win(draft: Draft) -> None:
