@@ -346,6 +346,26 @@ class _Resolver:
             self.fail(("model", "vae"), "VAE not found", raw)
         model["vae"] = str(path)
 
+    def text_encoder_default(self, data: dict[str, Any]) -> None:
+        """A reader's default for training the text encoders (sd-scripts: on), applied once the
+        family is known: where its encoders stay frozen, a notice says what the trainer would do."""
+        hint: tuple[bool, str] | None = self.draft.hints.get("train_text_encoder_default")
+        model, network = data.get("model"), data.setdefault("network", {})
+        if hint is None or not isinstance(model, dict) or not isinstance(network, dict):
+            return
+        family = families.find(model.get("family"))
+        if family is None or "train_text_encoder" in network:
+            return
+        if family.trains_text_encoders:
+            network["train_text_encoder"] = hint[0]
+            self.draft.origin[("network", "train_text_encoder")] = hint[1]
+        elif hint[0]:
+            self.draft.notice(
+                hint[1].split(" (")[0],
+                f"{family.label} LoRAs train the transformer only (text encoders frozen, outputs "
+                "cached), where sd-scripts would train a text-encoder LoRA too",
+            )
+
     # -- output -------------------------------------------------------------------------------
     def output(self, data: dict[str, Any]) -> None:
         output = data.setdefault("output", {})
@@ -400,6 +420,7 @@ def finalize(draft: Draft, workspace: Workspace) -> TrainSpec:
     data = copy.deepcopy(draft.data)
     data.setdefault("spec_version", 1)
     resolver.model(data)
+    resolver.text_encoder_default(data)
     resolver.datasets(data)
     resolver.output(data)
     return resolver.validate(data)

@@ -34,12 +34,21 @@ def test_kohya_args_toml_with_dataset_config_of_two_subsets(validate, guide_work
         3,
         20,
     )
-    assert (training["max_steps"], training["batch_size"], training["seed"]) == (400, 2, 1234)
+    assert (training["max_steps"], training["batch_size"], training["seed"]) == (400, 1, 1234)
     assert (training["noise_offset"], training["min_snr_gamma"], training["attention"]) == (0.05, 5.0, "sdpa")
     assert spec["save"]["every_n_steps"] == 50 and spec["save"]["keep_last"] == 3
     assert spec["save"]["dtype"] == "bf16"
     assert spec["sample"]["every"] == 100
-    assert spec["sample"]["prompts"] == ["sks person on a beach", "portrait of sks person, studio light"]
+    assert spec["sample"]["prompts"] == [
+        {
+            "text": "sks person on a beach",
+            "negative_prompt": "blurry",
+            "width": 768,
+            "height": 768,
+            "seed": 1,
+        },
+        {"text": "portrait of sks person, studio light", "guidance_scale": 6.5},
+    ]
     assert spec["output"] == {"name": "kohya_run", "folder": str(guide_workspace.outputs / "kohya_run")}
 
     train, reg = spec["datasets"]
@@ -47,6 +56,8 @@ def test_kohya_args_toml_with_dataset_config_of_two_subsets(validate, guide_work
     assert (train["repeats"], train["class_tokens"], train["is_reg"]) == (10, "sks person", False)
     assert (reg["repeats"], reg["class_tokens"], reg["is_reg"]) == (1, "person", True)
     assert train["resolutions"] == reg["resolutions"] == [768]
+    assert train["batch_size"] == reg["batch_size"] == 2  # the dataset's own batch size, as in sd-scripts
+    assert training["balance_reg"] is True
     assert train["bucket"] == {
         "enabled": True,
         "min_resolution": 384,

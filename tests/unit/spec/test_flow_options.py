@@ -41,7 +41,6 @@ def test_kohya_logit_normal_weighting_is_a_timestep_density(validate, guide_work
     [
         ("timestep_sampling: sigmoid\n", SD15, "training.timestep_sampling applies to flow-matching models"),
         ("blocks_to_swap: 4\n", SD15, "training.blocks_to_swap applies to flow-matching models"),
-        ("network_train_unet_only: false\n", FLUX, "network.train_text_encoder: flux-schnell LoRAs train"),
         ("network_args: ['dora_wd=true']\n", FLUX, "ComfyUI does not load DoRA"),
         ("weighting_scheme: mode\n", FLUX, "weighting_scheme: not supported by LoRA Pilot"),
     ],
@@ -52,6 +51,17 @@ def test_impossible_flow_combinations_are_refused_by_name(case, validate, guide_
     assert result.rc == 2, result.out
     assert expected in result.err
     assert "Traceback" not in result.err
+
+
+def test_kohya_text_encoder_training_on_flux_keeps_the_encoders_frozen_and_says_so(
+    validate, guide_workspace, tmp_path
+):
+    # sd-scripts would train CLIP-L here; FLUX LoRAs in LoRA Pilot train the transformer only.
+    result = validate(
+        write(tmp_path, FLUX + DATA + "network_train_unet_only: false\n"), workspace=guide_workspace
+    )
+    assert result.spec["network"]["train_text_encoder"] is False
+    assert "where sd-scripts would train a text-encoder LoRA too" in result.err
 
 
 def test_quantize_and_block_swapping_are_exclusive(validate, guide_workspace, tmp_path):

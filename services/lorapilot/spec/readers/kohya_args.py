@@ -13,15 +13,19 @@ from lorapilot.spec import document
 from lorapilot.spec.draft import (
     Draft,
     Ignored,
+    NativePath,
     Rule,
     To,
     Unsupported,
+    apply_table,
     as_kwargs,
     as_resolutions,
     one_of,
 )
 from lorapilot.spec.issues import SpecError
 from lorapilot.spec.readers import kohya_dataset
+from lorapilot.spec.readers.kohya_options import IGNORED, UNSUPPORTED
+from lorapilot.spec.readers.kohya_prompts import read_prompt_file
 
 DD = "dataset_defaults"
 
@@ -133,10 +137,28 @@ def _network_module(draft: Draft, value: Any, source: str) -> None:
         "networks.lora_sd3": "lora",
         "lycoris.kohya": None,
     }
+    if value is None:
+        return
     if value not in known:
         draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(known))
     elif known[value]:
         draft.put(("network", "type"), known[value], source)
+
+
+_LORAPLUS_ARGS = {
+    "loraplus_lr_ratio": "all",
+    "loraplus_unet_lr_ratio": "unet",
+    "loraplus_text_encoder_lr_ratio": "text_encoder",
+}
+# networks/lora.py and lora_flux.py arguments LoRA Pilot does not do; their defaults pass.
+_NETWORK_ARGS_UNSUPPORTED: dict[str, Rule] = {
+    "rank_dropout": Unsupported("rank dropout", (0,)),
+    "module_dropout": Unsupported("module dropout", (0,)),
+    "train_t5xxl": Unsupported("T5 LoRAs", (False,)),
+    "train_blocks": Unsupported("training only FLUX's single or double blocks", ("all",)),
+    "split_qkv": Ignored("FLUX's q/k/v projections are separate layers in the diffusers model already"),
+    "verbose": Ignored("the LoRA layers are listed in outputs/<name>/_logs/train.log"),
+}
 
 
 def _network_args(draft: Draft, value: Any, source: str) -> None:
@@ -153,19 +175,32 @@ def _network_args(draft: Draft, value: Any, source: str) -> None:
             draft.put(("network", "type"), arg, where)
         elif key == "dora_wd":
             draft.put(("network", "dora"), bool(arg), where)
+        elif key in _LORAPLUS_ARGS:
+            _loraplus(_LORAPLUS_ARGS[key])(draft, arg, where)
+        elif key in _NETWORK_ARGS_UNSUPPORTED:
+            apply_table(draft, {key: arg}, _NETWORK_ARGS_UNSUPPORTED, source)
         else:
             draft.issue(
                 where,
                 "network argument not supported by LoRA Pilot",
                 arg,
-                accepted="conv_dim, conv_alpha, algo=lora|locon, dora_wd",
+                accepted="conv_dim, conv_alpha, algo=lora|locon, dora_wd, loraplus_lr_ratio, "
+                "loraplus_unet_lr_ratio, loraplus_text_encoder_lr_ratio",
             )
 
 
-def _negate(value: Any) -> bool:
+TE_DEFAULT = "train_text_encoder_default"  # hint: (bool, source), applied once the family is known
+
+
+def _unet_only(draft: Draft, value: Any, source: str) -> None:
+    """sd-scripts trains the text encoders too unless this is set; whether a family's encoders can
+    be trained is only known once the model files are read, so `false` leaves a hint."""
     if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return not value
+        draft.issue(source, "must be true or false", value)
+    elif value:
+        draft.put(("network", "train_text_encoder"), False, source)
+    else:
+        draft.hints[TE_DEFAULT] = (True, source)
 
 
 def _save_model_as(draft: Draft, value: Any, source: str) -> None:
@@ -195,24 +230,8 @@ def _warmup(draft: Draft, value: Any, source: str) -> None:
 def _sample_prompts(draft: Draft, value: Any, source: str) -> None:
     if isinstance(value, list):
         draft.put(("sample", "prompts"), value, source)
-        return
-    path = draft.referenced_file(value, source)
-    if path is None:
-        return
-    if path.suffix.lower() != ".txt":
-        draft.issue(source, "must be a .txt file with one prompt per line", value)
-        return
-    try:
-        text = document.read_text(path)
-    except SpecError as exc:
-        draft.issues.extend(exc.issues)
-        return
-    prompts = []
-    for line in text.splitlines():
-        text = line.split(" --", 1)[0].strip()
-        if text and not text.startswith("#"):
-            prompts.append(text)
-    draft.put(("sample", "prompts"), prompts, source)
+    else:
+        read_prompt_file(draft, value, source)
 
 
 def _model_prediction_type(draft: Draft, value: Any, source: str) -> None:
@@ -223,13 +242,67 @@ def _model_prediction_type(draft: Draft, value: Any, source: str) -> None:
 
 
 def _fp8_base(draft: Draft, value: Any, source: str) -> None:
-    if value:
-        draft.issue(
-            source,
-            "not supported by LoRA Pilot: fp8 base weights",
-            value,
-            hint="use quantize: int8 or nf4 (bitsandbytes) to save memory",
-        )
+    """fp8_base (and fp8_base_unet): the denoiser's weights stored in float8, computed in bf16."""
+    if not isinstance(value, bool):
+        draft.issue(source, "must be true or false", value)
+    elif value:
+        draft.put(("model", "quantize"), "float8", source)
+
+
+def _timestep(default: int, target: NativePath):
+    """min_timestep/max_timestep; sd-scripts' own bound (0 or 1000) is the same as leaving it out."""
+
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == default):
+            draft.notice(source, f"{value!r} is sd-scripts' default: every timestep bound stays open")
+        else:
+            draft.put(target, value, source)
+
+    return handle
+
+
+def _timestep_sampling(draft: Draft, value: Any, source: str) -> None:
+    """sd-scripts' "sigma" draws σ through weighting_scheme (uniform unless that says otherwise)."""
+    if value == "sigma":
+        draft.notice(source, "sigma: σ is drawn as weighting_scheme says (uniform by default)")
+        if draft.get(("training", "timestep_sampling")) is None:
+            draft.put(("training", "timestep_sampling"), "uniform", source)
+    else:
+        draft.put(("training", "timestep_sampling"), value, source)
+
+
+def _loraplus(which: str):
+    """LoRA+ ratios: one ratio for every up matrix here; sd-scripts can split U-Net and text encoder."""
+
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        if value is None:
+            return
+        current = draft.get(("training", "loraplus_lr_ratio"))
+        if which == "text_encoder" and current != value:
+            draft.issue(
+                source,
+                "not supported by LoRA Pilot: a separate LoRA+ ratio for the text encoder",
+                value,
+                hint="give loraplus_lr_ratio first and the same ratio here, or leave this out",
+            )
+        elif which == "unet" or current is None:
+            draft.put(("training", "loraplus_lr_ratio"), value, source)
+
+    return handle
+
+
+def _sample_every_n_steps(draft: Draft, value: Any, source: str) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+        draft.notice(source, f"{value}: sampling by steps is off, as sd-scripts reads 0 or less")
+        return
+    draft.put(("sample", "every"), value, source)
+
+
+def _sample_every_n_epochs(draft: Draft, value: Any, source: str) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+        draft.notice(source, f"{value}: sampling by epochs is off, as sd-scripts reads 0 or less")
+        return
+    draft.put(("sample", "every_n_epochs"), value, source)
 
 
 def _weighting_scheme(draft: Draft, value: Any, source: str) -> None:
@@ -247,61 +320,6 @@ def _weighting_scheme(draft: Draft, value: Any, source: str) -> None:
         )
 
 
-_UNSUPPORTED = [
-    "network_weights",
-    "dim_from_weights",
-    "network_train_text_encoder_only",
-    "scale_weight_norms",
-    "ip_noise_gamma",
-    "multires_noise_iterations",
-    "multires_noise_discount",
-    "adaptive_noise_scale",
-    "color_aug",
-    "face_crop_aug_range",
-    "random_crop",
-    "resume",
-    "save_n_epoch_ratio",
-    "huber_c",
-    "loss_type",
-    "zero_terminal_snr",
-    "debiased_estimation_loss",
-    "scale_v_pred_loss_like_noise_pred",
-    "v_pred_like_loss",
-    "masked_loss",
-    "max_token_length",
-    "weighted_captions",
-    "token_warmup_min",
-    "token_warmup_step",
-    "noise_offset_random_strength",
-    "training_comment",
-    "use_8bit_adam",
-    "use_lion_optimizer",
-    "lr_scheduler_type",
-    "lr_scheduler_args",
-    "huggingface_repo_id",
-    "fused_backward_pass",
-    "full_fp16",
-    "full_bf16",
-    "fp8_base_unet",
-    "split_mode",
-    "apply_t5_attn_mask",
-]
-_IGNORED = {
-    "logging_dir": "metrics go to outputs/<name>/_logs/",
-    "log_with": "metrics go to outputs/<name>/_logs/ and ControlPilot",
-    "log_prefix": "metrics go to outputs/<name>/_logs/",
-    "log_tracker_name": "metrics go to outputs/<name>/_logs/",
-    "wandb_api_key": "no remote tracker is used (the key is not stored)",
-    "max_data_loader_n_workers": "data loading is planned by the engine",
-    "persistent_data_loader_workers": "data loading is planned by the engine",
-    "cache_latents": "latents are always cached",
-    "mem_eff_attn": "SDPA attention is used",
-    "sample_sampler": "samples use the model's own scheduler",
-    "save_state_on_train_end": "state is kept for every saved step",
-    "highvram": "memory use is planned by the engine",
-    "console_log_simple": "logs go to outputs/<name>/_logs/train.log",
-}
-
 TABLE: dict[str, Rule] = {
     # model
     "pretrained_model_name_or_path": To(("model", "path")),
@@ -311,8 +329,8 @@ TABLE: dict[str, Rule] = {
     "vae": To(("model", "vae")),
     **{name: _component_file(name) for name in _COMPONENTS},
     "fp8_base": _fp8_base,
+    "fp8_base_unet": _fp8_base,
     "blocks_to_swap": To(("training", "blocks_to_swap")),
-    "lowram": To(("training", "low_vram")),
     "lowvram": To(("training", "low_vram")),
     "low_vram": To(("training", "low_vram")),
     # network
@@ -322,11 +340,14 @@ TABLE: dict[str, Rule] = {
     "network_alpha": To(("network", "alpha")),
     "network_dropout": To(("network", "dropout")),
     "network_args": _network_args,
-    "network_train_unet_only": To(("network", "train_text_encoder"), _negate),
+    "network_train_unet_only": _unet_only,
     # optimisation
     "learning_rate": To(("training", "learning_rate")),
     "unet_lr": To(("training", "unet_lr")),
     "text_encoder_lr": To(("training", "text_encoder_lr"), lambda v: v[0] if isinstance(v, list) else v),
+    "loraplus_lr_ratio": _loraplus("all"),
+    "loraplus_unet_lr_ratio": _loraplus("unet"),
+    "loraplus_text_encoder_lr_ratio": _loraplus("text_encoder"),
     "optimizer_type": To(("training", "optimizer"), optimizer_name),
     "optimizer_args": To(("training", "optimizer_args"), as_kwargs),
     "lr_scheduler": To(("training", "lr_scheduler")),
@@ -346,8 +367,11 @@ TABLE: dict[str, Rule] = {
     "gradient_checkpointing": To(("training", "gradient_checkpointing")),
     "sdpa": _flag(("training", "attention"), "sdpa"),
     "xformers": _flag(("training", "attention"), "xformers"),
+    "torch_compile": To(("training", "compile")),
     "noise_offset": To(("training", "noise_offset")),
     "min_snr_gamma": To(("training", "min_snr_gamma")),
+    "min_timestep": _timestep(0, ("training", "min_timestep")),
+    "max_timestep": _timestep(1000, ("training", "max_timestep")),
     "seed": To(("training", "seed")),
     "clip_skip": To(("training", "clip_skip")),
     "max_grad_norm": To(("training", "max_grad_norm")),
@@ -355,7 +379,7 @@ TABLE: dict[str, Rule] = {
     "cache_text_encoder_outputs": To(("training", "cache_text_encoder_outputs")),
     "cache_text_encoder_outputs_to_disk": To(("training", "cache_text_encoder_outputs")),
     "guidance_scale": To(("training", "guidance_scale")),
-    "timestep_sampling": To(("training", "timestep_sampling")),
+    "timestep_sampling": _timestep_sampling,
     "discrete_flow_shift": To(("training", "discrete_flow_shift")),
     "weighting_scheme": _weighting_scheme,
     "logit_mean": To(("training", "logit_mean")),
@@ -373,6 +397,8 @@ TABLE: dict[str, Rule] = {
     "bucket_reso_steps": To((DD, "bucket", "step")),
     "bucket_no_upscale": To((DD, "bucket", "no_upscale")),
     "caption_extension": To((DD, "caption_extension")),
+    "caption_extention": To((DD, "caption_extension")),  # sd-scripts keeps this misspelling too
+    "caption_prefix": kohya_dataset.caption_prefix((DD, "trigger_word")),
     "shuffle_caption": To((DD, "shuffle_caption")),
     "keep_tokens": To((DD, "keep_tokens")),
     "caption_dropout_rate": To((DD, "caption_dropout")),
@@ -381,7 +407,9 @@ TABLE: dict[str, Rule] = {
     "trigger_word": To((DD, "trigger_word")),
     # sampling
     "sample_prompts": _sample_prompts,
-    "sample_every_n_steps": To(("sample", "every")),
+    "sample_every_n_steps": _sample_every_n_steps,
+    "sample_every_n_epochs": _sample_every_n_epochs,
+    "sample_at_first": To(("sample", "at_start")),
     # saving and output
     "output_dir": To(("output", "folder")),
     "output_name": To(("output", "name")),
@@ -392,6 +420,31 @@ TABLE: dict[str, Rule] = {
     "save_last_n_epochs": lambda d, v, s: None,
     "save_precision": To(("save", "dtype"), precision_name),
     "save_state": To(("save", "save_state")),
-    **{name: Ignored(reason) for name, reason in _IGNORED.items()},
-    **{name: Unsupported("this kohya option has no equivalent here yet") for name in _UNSUPPORTED},
+    **{name: Ignored(reason) for name, reason in IGNORED.items()},
+    **UNSUPPORTED,
+}
+
+# sd-scripts' own defaults where they differ from TrainSpec's, for its file forms: (option, field,
+# value). `max_train_steps` applies only when max_train_epochs is not given either.
+SD_SCRIPTS_DEFAULTS: tuple[tuple[str, NativePath, Any], ...] = (
+    ("max_train_steps", ("training", "max_steps"), 1600),
+    ("learning_rate", ("training", "learning_rate"), 2e-6),
+    ("optimizer_type", ("training", "optimizer"), "adamw"),
+    ("mixed_precision", ("training", "mixed_precision"), "no"),
+    ("network_dim", ("network", "dim"), 4),
+    ("save_precision", ("save", "dtype"), "fp32"),
+    ("caption_extension", (DD, "caption_extension"), kohya_dataset.DEFAULT_CAPTION_EXTENSION),
+    ("enable_bucket", (DD, "bucket", "enabled"), False),
+)
+# flux_train_network.py's (its configs name networks.lora_flux): the guidance given to FLUX.1 dev
+# while training, and what LoRA Pilot does instead of two defaults it does not share.
+FLUX_SCRIPT = "networks.lora_flux"
+FLUX_DEFAULTS: tuple[tuple[str, NativePath, Any], ...] = (
+    ("guidance_scale", ("training", "guidance_scale"), 3.5),
+)
+FLUX_DIFFERENCES = {
+    "model_prediction_type": "sd-scripts would use sigma_scaled; the flow target is predicted raw here "
+    "(as sd-scripts' FLUX examples set it)",
+    "timestep_sampling": "sd-scripts would draw σ by weighting_scheme over its shifted schedule (sigma); "
+    "the family's own sampling is used here",
 }

@@ -12,63 +12,78 @@ from typing import Any
 from lorapilot.spec.draft import (
     Draft,
     Ignored,
+    NativePath,
     Rule,
     To,
-    Unsupported,
     apply_table,
     as_resolutions,
     join,
     section,
 )
+from lorapilot.spec.readers.kohya_options import DATASET_IGNORED, DATASET_UNSUPPORTED, UNSUPPORTED
 
-DEFAULT_CAPTION_EXTENSION = ".caption"  # kohya's default for dataset configs
+_DATASET_LEVEL = ("network_multiplier", "validation_seed", "validation_split")
+
+
+def caption_prefix(target: NativePath):
+    """kohya's caption_prefix puts text before every caption: LoRA Pilot's trigger word."""
+
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        if value in (None, ""):
+            return
+        if not isinstance(value, str):
+            draft.issue(source, "must be text", value)
+            return
+        draft.put(target, value.strip().rstrip(",").strip(), source)
+        draft.notice(
+            source,
+            "used as the trigger word: it is put first, as its own tag, unless the caption already has it",
+        )
+
+    return handle
+
+
+DEFAULT_CAPTION_EXTENSION = ".caption"  # sd-scripts' default, for its arguments and dataset configs
 
 # Keys valid at every level, mapped relative to one dataset entry.
 SUBSET_KEYS: dict[str, Rule] = {
     "num_repeats": To(("repeats",)),
     "class_tokens": To(("class_tokens",)),
     "caption_extension": To(("caption_extension",)),
+    "caption_prefix": caption_prefix(("trigger_word",)),
     "shuffle_caption": To(("shuffle_caption",)),
     "keep_tokens": To(("keep_tokens",)),
     "caption_dropout_rate": To(("caption_dropout",)),
     "flip_aug": To(("flip",)),
-    "cache_info": Ignored("the latent cache is content-addressed in /workspace/cache"),
-    "color_aug": Unsupported("colour augmentation"),
-    "random_crop": Unsupported("random crops (images are resized into buckets)"),
-    "face_crop_aug_range": Unsupported("face crop augmentation"),
-    "keep_tokens_separator": Unsupported("a keep-tokens separator; use keep_tokens"),
-    "secondary_separator": Unsupported("a secondary tag separator"),
-    "enable_wildcard": Unsupported("caption wildcards"),
-    "caption_prefix": Unsupported("caption prefixes; use trigger words"),
-    "caption_suffix": Unsupported("caption suffixes"),
-    "caption_tag_dropout_rate": Unsupported("per-tag dropout; use caption_dropout_rate"),
-    "caption_dropout_every_n_epochs": Unsupported("epoch-periodic caption dropout"),
-    "token_warmup_min": Unsupported("token warm-up"),
-    "token_warmup_step": Unsupported("token warm-up"),
-    "alpha_mask": Unsupported("alpha masks as loss masks"),
+    **{name: Ignored(reason) for name, reason in DATASET_IGNORED.items()},
+    **{name: rule for name, rule in DATASET_UNSUPPORTED.items() if name not in _DATASET_LEVEL},
 }
 SUBSET_ONLY: dict[str, Rule] = {
     "image_dir": To(("folder",)),
     "is_reg": To(("is_reg",)),
-    "metadata_file": Unsupported("fine-tuning metadata files; use caption files beside the images"),
-    "conditioning_data_dir": Unsupported("ControlNet conditioning images"),
+    "metadata_file": UNSUPPORTED["in_json"],
+    "conditioning_data_dir": UNSUPPORTED["conditioning_data_dir"],
 }
 # Keys of [general] and [[datasets]] that are training settings rather than dataset fields.
 TRAINING_KEYS = {
-    "batch_size": ("training", "batch_size"),
     "prior_loss_weight": ("training", "prior_loss_weight"),
 }
 # Keys valid in [general] and [[datasets]].
 DATASET_KEYS: dict[str, Rule] = {
+    "batch_size": To(("batch_size",)),
     "resolution": To(("resolutions",), as_resolutions),
     "enable_bucket": To(("bucket", "enabled")),
     "min_bucket_reso": To(("bucket", "min_resolution")),
     "max_bucket_reso": To(("bucket", "max_resolution")),
     "bucket_reso_steps": To(("bucket", "step")),
     "bucket_no_upscale": To(("bucket", "no_upscale")),
-    "validation_split": Unsupported("validation splits"),
-    "validation_seed": Unsupported("validation splits"),
+    **{name: DATASET_UNSUPPORTED[name] for name in _DATASET_LEVEL},
 }
+# What sd-scripts assumes for a dataset config read on its own (with arguments, theirs fill in).
+DEFAULTS: tuple[tuple[NativePath, Any], ...] = (
+    (("caption_extension",), DEFAULT_CAPTION_EXTENSION),
+    (("bucket", "enabled"), False),
+)
 
 
 def detect(doc: Mapping[str, Any]) -> bool:
@@ -79,7 +94,11 @@ def detect(doc: Mapping[str, Any]) -> bool:
     )
 
 
-def read(doc: Mapping[str, Any], draft: Draft) -> None:
+def read(doc: Mapping[str, Any], draft: Draft, *, defaults: bool = True) -> None:
+    """Read a dataset config; `defaults` puts sd-scripts' own where the config is all there is."""
+    if defaults:
+        for path, value in DEFAULTS:
+            draft.put(("dataset_defaults", *path), value, f"{path[-1]} (sd-scripts default)")
     general_draft = Draft(file=draft.file)
     for key in doc:
         if key not in ("general", "datasets"):
@@ -123,7 +142,6 @@ def _read_dataset(draft: Draft, general: Draft, dataset: Any, d_index: int) -> N
 def _add_subset(draft: Draft, parents: list[Draft], subset: Mapping[str, Any], where: str) -> None:
     index = len(draft.data.get("datasets", []))
     mine = Draft(file=draft.file)
-    mine.put(("caption_extension",), DEFAULT_CAPTION_EXTENSION, f"{where}.caption_extension (kohya default)")
     for parent in parents:
         for path, source in parent.origin.items():
             mine.put(path, parent.get(path), source)
@@ -145,3 +163,9 @@ def _read_level(level: Draft, mapping: Mapping[str, Any], where: str, top: Draft
 
     table = {**DATASET_KEYS, **SUBSET_KEYS, **{k: to_top(p) for k, p in TRAINING_KEYS.items()}}
     apply_table(level, mapping, table, where)
+
+
+def table() -> dict[str, Rule]:
+    """Every key a dataset config may hold, at whichever level, for counting and contract tests."""
+    training = {key: To(path) for key, path in TRAINING_KEYS.items()}
+    return {**DATASET_KEYS, **SUBSET_KEYS, **SUBSET_ONLY, **training}
