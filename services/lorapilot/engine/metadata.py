@@ -63,6 +63,8 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         args |= {"conv_dim": str(n.conv_dim), "conv_alpha": str(n.conv_alpha)}
     if n.dora:
         args["dora_wd"] = "True"
+    if t.loraplus_lr_ratio:  # a network argument in sd-scripts, so it shows in ss_network_args
+        args["loraplus_lr_ratio"] = str(t.loraplus_lr_ratio)
     meta: dict[str, Any] = {
         "ss_session_id": facts.session_id,
         "ss_training_started_at": facts.started_at,

@@ -27,7 +27,7 @@ from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
-from lorapilot.engine.optim import build_optimizer
+from lorapilot.engine.optim import build_optimizer, lora_param_groups
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
@@ -115,10 +115,7 @@ class Trainer:
 
     def _build_optimization(self) -> None:
         t = self.spec.training
-        groups = []
-        for site in self.sites:
-            lr = (t.text_encoder_lr if site.site.is_text_encoder else t.unet_lr) or t.learning_rate
-            groups.append({"params": site.parameters(), "lr": lr, "name": site.site.name})
+        groups = lora_param_groups(self.sites, t)
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = build_optimizer(t.optimizer, groups, t.optimizer_args)
         batch = t.batch_size
