@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from lorapilot.atomic_files import write_json_atomic
-from lorapilot.data.buckets import BucketBatchSampler
 from lorapilot.data.captions import render_caption
+from lorapilot.data.dataset import batch_sampler
 from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
 from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
@@ -118,8 +118,8 @@ class Trainer:
         groups = lora_param_groups(self.sites, t)
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = build_optimizer(t.optimizer, groups, t.optimizer_args)
-        batch = t.batch_size
-        self.sampler = BucketBatchSampler([p.item.bucket for p in self.items], batch, seed=t.seed)
+        items = [p.item for p in self.items]
+        self.sampler = batch_sampler(items, self.spec.datasets, t.batch_size, seed=t.seed)
         self.batches_per_epoch = len(self.sampler)
         updates_per_epoch = max(1, math.ceil(self.batches_per_epoch / t.gradient_accumulation_steps))
         # Both set: whichever ends first (diffusion-pipe's rule; kohya's reader keeps epochs only).
