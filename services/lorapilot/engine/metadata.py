@@ -113,7 +113,7 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         "ss_prior_loss_weight": t.prior_loss_weight,
         "ss_sd_model_name": Path(spec.model.path).name,
         "ss_vae_name": Path(spec.model.vae).name if spec.model.vae else "None",
-        "ss_datasets": json.dumps([_dataset_entry(d) for d in spec.datasets]),
+        "ss_datasets": json.dumps([_dataset_entry(d, t.batch_size) for d in spec.datasets]),
         "ss_dataset_dirs": json.dumps(facts.dataset_dirs),
         "ss_tag_frequency": json.dumps(facts.tag_frequency),
         "modelspec.architecture": f"{facts.architecture or facts.base_model_version}/lora",
@@ -143,9 +143,10 @@ def _optimizer_name(name: str, args: dict[str, Any]) -> str:
     return f"{full}({','.join(f'{k}={v}' for k, v in args.items())})" if args else full
 
 
-def _dataset_entry(dataset: Any) -> dict[str, Any]:
+def _dataset_entry(dataset: Any, batch_size: int) -> dict[str, Any]:
     return {
         "image_dir": Path(dataset.folder).name,
+        "batch_size_per_device": dataset.batch_size or batch_size,  # kohya's name, per dataset
         "num_repeats": dataset.repeats,
         "is_reg": dataset.is_reg,
         "class_tokens": dataset.class_tokens,

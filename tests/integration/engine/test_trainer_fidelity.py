@@ -55,6 +55,7 @@ def test_two_datasets_with_batch_sizes_2_and_3_train_in_batches_of_2_and_of_3(ma
     meta = tensors_and_meta(result.lora)[1]
     # 6 / 2 + 6 / 3 = 5 batches an epoch; one batch size of 2 for both would make 6
     assert (meta["ss_num_batches_per_epoch"], result.steps) == ("5", 10)
+    assert [d["batch_size_per_device"] for d in json.loads(meta["ss_datasets"])] == [2, 3]
 
 
 def test_balanced_regularization_trains_as_many_reg_as_train_images_and_keeps_kohyas_counts(
