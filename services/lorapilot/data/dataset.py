@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -119,32 +120,30 @@ def _balance_reg(plan: DatasetPlan) -> None:
     reg images are balanced against all training images (the same when there is one dataset).
     """
     train_count = sum(not item.is_reg for item in plan.items)
-    repeats: dict[int, list] = {}  # id of a reg item → [item, repeats], in plan order
-    for item in plan.items:
-        if item.is_reg:
-            repeats.setdefault(id(item), [item, 0])[1] += 1
-    if not repeats:
+    reg = [item for item in plan.items if item.is_reg]
+    if not reg:
         return
-    infos = list(repeats.values())
+    images = list({id(item): item for item in reg}.values())  # one per (image, resolution), in order
+    found = Counter(id(item) for item in reg)  # its repeats
     counts: list[int] = []
     seen = 0
     while seen < train_count:
-        for index, (_, found) in enumerate(infos):
-            if len(counts) < len(infos):  # first pass: each image with its own repeats
-                counts.append(found)
-                seen += found
+        for index, item in enumerate(images):
+            if len(counts) < len(images):  # first pass: each image with its own repeats
+                counts.append(found[id(item)])
+                seen += counts[-1]
             else:
                 counts[index] += 1
                 seen += 1
             if seen >= train_count:
                 break
-    reg_items = [item for (item, _), count in zip(infos, counts, strict=False) for _ in range(count)]
-    before = sum(found for _, found in infos)
+    reg_items = [item for item, count in zip(images, counts, strict=False) for _ in range(count)]
+    before = len(reg)
     plan.items = [item for item in plan.items if not item.is_reg] + reg_items
     plan.bucket_counts = {}
     for item in plan.items:
         plan.bucket_counts[item.bucket] = plan.bucket_counts.get(item.bucket, 0) + 1
-    unused = len(infos) - len(counts)
+    unused = len(images) - len(counts)
     logger.info(
         "regularization balanced to the %d training items: %d reg items instead of %d%s",
         train_count,
