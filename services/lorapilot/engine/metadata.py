@@ -30,6 +30,7 @@ class RunFacts:
     step: int = 0
     total_steps: int = 0
     dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
+    reg_dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
     tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
     bucket_info: dict[str, Any] = field(default_factory=dict)
     finished_at: float | None = None
@@ -115,6 +116,7 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         "ss_vae_name": Path(spec.model.vae).name if spec.model.vae else "None",
         "ss_datasets": json.dumps([_dataset_entry(d, t.batch_size) for d in spec.datasets]),
         "ss_dataset_dirs": json.dumps(facts.dataset_dirs),
+        "ss_reg_dataset_dirs": json.dumps(facts.reg_dataset_dirs),
         "ss_tag_frequency": json.dumps(facts.tag_frequency),
         "modelspec.architecture": f"{facts.architecture or facts.base_model_version}/lora",
         "modelspec.title": spec.output.name,

@@ -145,6 +145,7 @@ class Trainer:
             epochs=self.epochs,
             total_steps=self.total_steps,
             dataset_dirs=self.plan.dataset_dirs,
+            reg_dataset_dirs=self.plan.reg_dataset_dirs,
             tag_frequency=self.plan.tag_frequency,
             bucket_info=bucket_info(self.plan.bucket_counts),
         )

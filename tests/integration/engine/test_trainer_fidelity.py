@@ -76,6 +76,7 @@ def test_balanced_regularization_trains_as_many_reg_as_train_images_and_keeps_ko
     assert (meta["ss_num_batches_per_epoch"], result.steps) == ("10", 10)
     # kohya's metadata counts the reg images as found, before balancing
     assert (meta["ss_num_train_images"], meta["ss_num_reg_images"]) == ("40", "2")
+    assert json.loads(meta["ss_reg_dataset_dirs"]) == {"two": {"n_repeats": 1, "img_count": 2}}
 
 
 def test_max_steps_with_epochs_ends_at_whichever_comes_first(make_spec, workspace):
