@@ -127,32 +127,44 @@ def fit_to_bucket(
 class BucketBatchSampler:
     """Yields batches of item indices, each from one bucket, in an order fixed by (seed, epoch).
 
-    Within a bucket the items are shuffled and cut into `batch_size` batches; a bucket whose item
-    count is not a multiple of the batch size ends with one smaller batch, so every item trains
-    every epoch. Then the batches of all buckets are shuffled together.
+    `batch_size` is one size for every item or one per item (per-dataset batch sizes). Items are
+    grouped by (batch size, bucket): sd-scripts cuts batches inside each of its datasets' buckets
+    at that dataset's batch size, so a dataset's train and reg images share batches and two
+    datasets with batch sizes 2 and 3 give batches of 2 and of 3. Within a group the items are
+    shuffled and cut into batches; a group whose item count is not a multiple of its batch size
+    ends with one smaller batch, so every item trains every epoch. Then the batches of all groups
+    are shuffled together.
 
     `state_dict()` records the epoch and how many batches of it were handed out, so a resumed run
     continues with the very next batch. A DataLoader that prefetches asks for batches ahead of
     training; resume from the number of batches the loop actually consumed in that case.
     """
 
-    def __init__(self, bucket_keys: Sequence[Hashable], batch_size: int, seed: int) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    def __init__(self, bucket_keys: Sequence[Hashable], batch_size: int | Sequence[int], seed: int) -> None:
         if not bucket_keys:
             raise ValueError("no items to batch: the dataset plan is empty")
-        groups: dict[Hashable, list[int]] = {}
-        for index, key in enumerate(bucket_keys):
-            groups.setdefault(key, []).append(index)
-        self._groups = list(groups.values())  # first-seen order: deterministic for the same keys
+        sizes = [batch_size] * len(bucket_keys) if isinstance(batch_size, int) else list(batch_size)
+        if len(sizes) != len(bucket_keys):
+            raise ValueError(f"{len(sizes)} batch sizes for {len(bucket_keys)} items; give one per item")
+        if min(sizes) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {min(sizes)}")
+        groups: dict[tuple[int, Hashable], list[int]] = {}
+        for index, (key, size) in enumerate(zip(bucket_keys, sizes, strict=True)):
+            groups.setdefault((size, key), []).append(index)
+        # first-seen order: deterministic for the same keys
+        self._groups = [(size, members) for (size, _), members in groups.items()]
         self._num_items = len(bucket_keys)
-        self.batch_size = batch_size
+        distinct = {size for size, _ in self._groups}
+        # one number when uniform (and in saved states), else each group's size in group order
+        self.batch_size: int | list[int] = (
+            distinct.pop() if len(distinct) == 1 else [size for size, _ in self._groups]
+        )
         self.seed = seed
         self._epoch = 0
         self._position = 0
 
     def __len__(self) -> int:
-        return sum(math.ceil(len(group) / self.batch_size) for group in self._groups)
+        return sum(math.ceil(len(members) / size) for size, members in self._groups)
 
     @property
     def epoch(self) -> int:
@@ -172,10 +184,10 @@ class BucketBatchSampler:
         """All batches of one epoch in training order."""
         rng = random.Random(f"{self.seed}/{epoch}")  # str seeds hash the same in every process
         batches = []
-        for group in self._groups:
-            order = list(group)
+        for size, members in self._groups:
+            order = list(members)
             rng.shuffle(order)
-            batches.extend(order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size))
+            batches.extend(order[i : i + size] for i in range(0, len(order), size))
         rng.shuffle(batches)
         return batches
 
@@ -195,7 +207,7 @@ class BucketBatchSampler:
             "seed": self.seed,
             "batch_size": self.batch_size,
             "num_items": self._num_items,
-            "bucket_sizes": [len(group) for group in self._groups],
+            "bucket_sizes": [len(members) for _, members in self._groups],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

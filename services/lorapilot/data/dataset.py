@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lorapilot.data.buckets import Bucket, assign_bucket, make_buckets, square_bucket
+from lorapilot.data.buckets import Bucket, BucketBatchSampler, assign_bucket, make_buckets, square_bucket
 from lorapilot.data.captions import CaptionPolicy, policy_for, read_caption, tag_frequency
 from lorapilot.data.images import IMAGE_SUFFIXES, ImageError, image_size, verify_image
 from lorapilot.errors import LoraPilotError
@@ -80,7 +81,11 @@ class DatasetPlan:
 
 
 def scan_datasets(
-    datasets: Sequence[DatasetSpec], *, skip_bad_images: bool, verify_images: bool = True
+    datasets: Sequence[DatasetSpec],
+    *,
+    skip_bad_images: bool,
+    verify_images: bool = True,
+    balance_reg: bool = False,
 ) -> DatasetPlan:
     """Plan every dataset folder: list images, check them, read captions, assign buckets.
 
@@ -88,6 +93,8 @@ def scan_datasets(
     out with a warning and listed in `plan.skipped`. `verify_images` decodes each file (JPEGs at
     1/8 scale) so truncated files are caught here; without it only headers are read.
     Folders are read non-recursively, files in name order, so the plan is the same every time.
+    `balance_reg` repeats or trims the regularization items to the training items' count, see
+    `_balance_reg`.
     """
     plan = DatasetPlan()
     for index, spec in enumerate(datasets):
@@ -97,7 +104,62 @@ def scan_datasets(
         _log_missing_captions(folder, spec, captions)
         _add_items(plan, index, spec, images, captions)
         _add_metadata(plan, folder, spec, len(images), captions)
+    if balance_reg:
+        _balance_reg(plan)
     return plan
+
+
+def _balance_reg(plan: DatasetPlan) -> None:
+    """As many regularization items per epoch as training items, the way sd-scripts'
+    DreamBoothDataset does it: reg images (in dataset and name order) are taken with their repeats
+    until the training count is reached, which trims the rest; if they fall short, each gets one
+    more repeat in turn until the counts match. kohya's metadata counts (`num_reg_images`, the reg
+    folders' repeats) stay those of the folders, as sd-scripts reports them.
+
+    sd-scripts balances within each of its [[datasets]]; a TrainSpec has no such grouping, so all
+    reg images are balanced against all training images (the same when there is one dataset).
+    """
+    train_count = sum(not item.is_reg for item in plan.items)
+    reg = [item for item in plan.items if item.is_reg]
+    if not reg:
+        return
+    images = list({id(item): item for item in reg}.values())  # one per (image, resolution), in order
+    found = Counter(id(item) for item in reg)  # its repeats
+    counts: list[int] = []
+    seen = 0
+    while seen < train_count:
+        for index, item in enumerate(images):
+            if len(counts) < len(images):  # first pass: each image with its own repeats
+                counts.append(found[id(item)])
+                seen += counts[-1]
+            else:
+                counts[index] += 1
+                seen += 1
+            if seen >= train_count:
+                break
+    reg_items = [item for item, count in zip(images, counts, strict=False) for _ in range(count)]
+    before = len(reg)
+    plan.items = [item for item in plan.items if not item.is_reg] + reg_items
+    plan.bucket_counts = {}
+    for item in plan.items:
+        plan.bucket_counts[item.bucket] = plan.bucket_counts.get(item.bucket, 0) + 1
+    unused = len(images) - len(counts)
+    logger.info(
+        "regularization balanced to the %d training items: %d reg items instead of %d%s",
+        train_count,
+        len(reg_items),
+        before,
+        f" ({unused} reg images not used)" if unused else "",
+    )
+
+
+def batch_sampler(
+    items: Sequence[TrainItem], datasets: Sequence[DatasetSpec], batch_size: int, seed: int
+) -> BucketBatchSampler:
+    """The epoch's batches as sd-scripts forms them: each item at its dataset's batch size (unset:
+    `batch_size`), cut within buckets, then all batches shuffled together."""
+    sizes = [datasets[item.dataset_index].batch_size or batch_size for item in items]
+    return BucketBatchSampler([item.bucket for item in items], sizes, seed)
 
 
 def _checked_images(

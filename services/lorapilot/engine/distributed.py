@@ -155,10 +155,11 @@ class DistributedTrainer(Trainer):
     def _build_optimization(self) -> None:
         super()._build_optimization()
         t = self.spec.training
-        if t.max_steps is None:  # epochs: each step uses `world` batches, so an epoch has fewer steps
+        if t.epochs:  # each step uses `world` batches, so an epoch has fewer steps
             per_rank = math.ceil(self.batches_per_epoch / self.world)
             updates = max(1, math.ceil(per_rank / t.gradient_accumulation_steps))
-            self.total_steps = updates * (t.epochs or 1)
+            # with max_steps too: whichever ends first, as in one process
+            self.total_steps = min(n for n in (t.max_steps, updates * t.epochs) if n)
             self.facts.total_steps = self.total_steps
             self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
         self._reseed(0)

@@ -26,8 +26,12 @@ class InjectedSite:
     module: torch.nn.Module
     config: LoraConfig
 
+    def named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """The trainable LoRA parameters by peft name (`…lora_A.default.weight`, `…lora_B…`)."""
+        return [(n, p) for n, p in self.module.named_parameters() if "lora_" in n and p.requires_grad]
+
     def parameters(self) -> list[torch.nn.Parameter]:
-        return [p for n, p in self.module.named_parameters() if "lora_" in n and p.requires_grad]
+        return [p for _, p in self.named_parameters()]
 
 
 def lora_config(site: LoraSite, network: NetworkSpec, *, is_denoiser: bool) -> LoraConfig:

@@ -30,6 +30,7 @@ class RunFacts:
     step: int = 0
     total_steps: int = 0
     dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
+    reg_dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
     tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
     bucket_info: dict[str, Any] = field(default_factory=dict)
     finished_at: float | None = None
@@ -63,6 +64,8 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         args |= {"conv_dim": str(n.conv_dim), "conv_alpha": str(n.conv_alpha)}
     if n.dora:
         args["dora_wd"] = "True"
+    if t.loraplus_lr_ratio:  # a network argument in sd-scripts, so it shows in ss_network_args
+        args["loraplus_lr_ratio"] = str(t.loraplus_lr_ratio)
     meta: dict[str, Any] = {
         "ss_session_id": facts.session_id,
         "ss_training_started_at": facts.started_at,
@@ -111,8 +114,9 @@ def kohya_metadata(spec: TrainSpec, facts: RunFacts) -> dict[str, str]:
         "ss_prior_loss_weight": t.prior_loss_weight,
         "ss_sd_model_name": Path(spec.model.path).name,
         "ss_vae_name": Path(spec.model.vae).name if spec.model.vae else "None",
-        "ss_datasets": json.dumps([_dataset_entry(d) for d in spec.datasets]),
+        "ss_datasets": json.dumps([_dataset_entry(d, t.batch_size) for d in spec.datasets]),
         "ss_dataset_dirs": json.dumps(facts.dataset_dirs),
+        "ss_reg_dataset_dirs": json.dumps(facts.reg_dataset_dirs),
         "ss_tag_frequency": json.dumps(facts.tag_frequency),
         "modelspec.architecture": f"{facts.architecture or facts.base_model_version}/lora",
         "modelspec.title": spec.output.name,
@@ -141,9 +145,10 @@ def _optimizer_name(name: str, args: dict[str, Any]) -> str:
     return f"{full}({','.join(f'{k}={v}' for k, v in args.items())})" if args else full
 
 
-def _dataset_entry(dataset: Any) -> dict[str, Any]:
+def _dataset_entry(dataset: Any, batch_size: int) -> dict[str, Any]:
     return {
         "image_dir": Path(dataset.folder).name,
+        "batch_size_per_device": dataset.batch_size or batch_size,  # kohya's name, per dataset
         "num_repeats": dataset.repeats,
         "is_reg": dataset.is_reg,
         "class_tokens": dataset.class_tokens,

@@ -54,12 +54,30 @@ def _noise(latents: torch.Tensor, generator: torch.Generator, noise_offset: floa
 
 
 class DiffusionObjective:
-    def __init__(self, scheduler_config: dict, prediction_type: str, device: torch.device) -> None:
+    """DDPM training targets; timesteps are drawn uniformly from [min_timestep, max_timestep), as
+    sd-scripts draws them (unset: the scheduler's whole range)."""
+
+    def __init__(
+        self,
+        scheduler_config: dict,
+        prediction_type: str,
+        device: torch.device,
+        *,
+        min_timestep: int | None = None,
+        max_timestep: int | None = None,
+    ) -> None:
         if prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction type {prediction_type!r} needs another objective")
         self.scheduler = DDPMScheduler.from_config(scheduler_config)
         self.prediction_type = prediction_type
         self.num_timesteps = self.scheduler.config.num_train_timesteps
+        self.min_timestep = min_timestep or 0
+        self.max_timestep = self.num_timesteps if max_timestep is None else max_timestep
+        if not 0 <= self.min_timestep < self.max_timestep <= self.num_timesteps:
+            raise ValueError(
+                f"training.min_timestep {self.min_timestep} / max_timestep {self.max_timestep}: need "
+                f"0 <= min < max <= {self.num_timesteps} (the model's training timesteps)"
+            )
         alphas = self.scheduler.alphas_cumprod.to(device)
         self.snr = alphas / (1.0 - alphas)
         self.scheduler.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
@@ -73,7 +91,9 @@ class DiffusionObjective:
     ) -> NoisedBatch:
         b = latents.shape[0]
         noise = _noise(latents, generator, noise_offset)
-        timesteps = torch.randint(0, self.num_timesteps, (b,), generator=generator, device=latents.device)
+        timesteps = torch.randint(
+            self.min_timestep, self.max_timestep, (b,), generator=generator, device=latents.device
+        )
         noisy = self.scheduler.add_noise(latents, noise, timesteps)
         if self.prediction_type == "v_prediction":
             target = self.scheduler.get_velocity(latents, noise, timesteps)

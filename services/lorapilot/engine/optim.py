@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
+from lorapilot.engine.lora import InjectedSite
 from lorapilot.errors import LoraPilotError
+from lorapilot.spec.model import TrainingSpec
 
 log = logging.getLogger(__name__)
 
 
 class OptimizerError(LoraPilotError, ValueError):
     """The optimizer or one of its arguments is not usable; the message names it."""
+
+
+def lora_param_groups(sites: Sequence[InjectedSite], training: TrainingSpec) -> list[dict[str, Any]]:
+    """One param group per LoRA site at its LR (text encoders: text_encoder_lr, else unet_lr, else
+    learning_rate). With LoRA+ (Hayou et al. 2024) the up matrices (peft's lora_B) of each site get a
+    group of their own at loraplus_lr_ratio × the site's LR, as sd-scripts' networks do."""
+    t = training
+    groups = []
+    for site in sites:
+        lr = (t.text_encoder_lr if site.site.is_text_encoder else t.unet_lr) or t.learning_rate
+        named = site.named_parameters()
+        up = [p for n, p in named if ".lora_B." in n] if t.loraplus_lr_ratio else []
+        up_ids = {id(p) for p in up}
+        groups.append(
+            {"params": [p for _, p in named if id(p) not in up_ids], "lr": lr, "name": site.site.name}
+        )
+        if up:
+            groups.append({"params": up, "lr": lr * t.loraplus_lr_ratio, "name": f"{site.site.name}.lora_up"})
+    if t.loraplus_lr_ratio:
+        log.info("LoRA+: up matrices learn at %s × their LR", t.loraplus_lr_ratio)
+    return groups
 
 
 def build_optimizer(

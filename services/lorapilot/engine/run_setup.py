@@ -48,7 +48,7 @@ def prepare_run(
     weight_dtype = DTYPES[spec.model.weight_dtype]
     adapter.prepare_device(device)
     model = adapter.load(spec.model, weight_dtype, workspace.cache / "model-configs")
-    plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
+    plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images, balance_reg=t.balance_reg)
     for line in plan.describe_buckets():
         log.info(line)
     log_bucket_assignment(plan)

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 
 from lorapilot.atomic_files import write_json_atomic
-from lorapilot.data.buckets import BucketBatchSampler
 from lorapilot.data.captions import render_caption
+from lorapilot.data.dataset import batch_sampler
 from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
 from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
-from lorapilot.engine.optim import build_optimizer
+from lorapilot.engine.optim import build_optimizer, lora_param_groups
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
@@ -115,14 +115,11 @@ class Trainer:
 
     def _build_optimization(self) -> None:
         t = self.spec.training
-        groups = []
-        for site in self.sites:
-            lr = (t.text_encoder_lr if site.site.is_text_encoder else t.unet_lr) or t.learning_rate
-            groups.append({"params": site.parameters(), "lr": lr, "name": site.site.name})
+        groups = lora_param_groups(self.sites, t)
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = build_optimizer(t.optimizer, groups, t.optimizer_args)
-        batch = t.batch_size
-        self.sampler = BucketBatchSampler([p.item.bucket for p in self.items], batch, seed=t.seed)
+        items = [p.item for p in self.items]
+        self.sampler = batch_sampler(items, self.spec.datasets, t.batch_size, seed=t.seed)
         self.batches_per_epoch = len(self.sampler)
         updates_per_epoch = max(1, math.ceil(self.batches_per_epoch / t.gradient_accumulation_steps))
         # Both set: whichever ends first (diffusion-pipe's rule; kohya's reader keeps epochs only).
@@ -148,6 +145,7 @@ class Trainer:
             epochs=self.epochs,
             total_steps=self.total_steps,
             dataset_dirs=self.plan.dataset_dirs,
+            reg_dataset_dirs=self.plan.reg_dataset_dirs,
             tag_frequency=self.plan.tag_frequency,
             bucket_info=bucket_info(self.plan.bucket_counts),
         )

@@ -27,8 +27,9 @@ from lorapilot.families.registry import (
 
 UNET_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
 UNET_CONV = ("conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv")
-# All four projections: diffusers skips a text-encoder LoRA without out_proj.
-CLIP_ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+# kohya's text-encoder LoRA (and ai-toolkit's kohya-derived network): CLIPAttention and CLIPMLP of
+# every layer. All four projections matter: diffusers skips a text-encoder LoRA without out_proj.
+CLIP_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 # Joint-attention projections of an MMDiT block, image and text streams: diffusers' default LoRA
 # targets for SD3, and the attention part of FLUX's.
 MMDIT_ATTENTION = (
@@ -56,7 +57,7 @@ FLUX_TARGETS = LoraTargets(
     ),
     exclude=r"proj_out",  # full match: the top-level output layer only
 )
-UNET_TARGETS = LoraTargets(UNET_ATTENTION, conv=UNET_CONV, text_encoder=CLIP_ATTENTION)
+UNET_TARGETS = LoraTargets(UNET_ATTENTION, conv=UNET_CONV, text_encoder=CLIP_TARGETS)
 CHECKPOINT_GRAPH = ComfyGraph("checkpoint", ("ckpt_name",))
 FLUX_FILES = ("unet_name", "clip_name1", "clip_name2", "vae_name")
 FLUX_OPTIONS = frozen_mapping({"weight_dtype": "default"})

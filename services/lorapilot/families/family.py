@@ -93,7 +93,7 @@ class LoraTargets:
 
     denoiser: tuple[str, ...]
     conv: tuple[str, ...] = ()  # conv layers LoCon adds
-    text_encoder: tuple[str, ...] = ()  # CLIP projections, when the text encoders are trained
+    text_encoder: tuple[str, ...] = ()  # CLIP attention and MLP layers, when the text encoders are trained
     exclude: str | None = None  # regex (full match) of denoiser module paths the suffixes must not catch
 
 

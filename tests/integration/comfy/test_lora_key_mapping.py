@@ -56,10 +56,10 @@ TEXT_ENCODERS = {
 # conv (LoCon): conv1 + conv2 of every resnet, conv_shortcut where channels change, the down/up
 #   samplers. SD1.5: 22 resnets → 44, 2 + 12 shortcuts, 3 + 3 samplers = 64.
 #   SDXL: 17 resnets → 34, 2 + 9 shortcuts, 2 + 2 samplers = 49.
-# text encoder: q/k/v/out_proj × layers. CLIP-L 12 → 48, CLIP-G 32 → 128.
+# text encoder: q/k/v/out_proj + mlp fc1/fc2 (kohya's targets) × layers. CLIP-L 12 → 72, CLIP-G 32 → 192.
 EXPECTED = {
-    "sd15": {"attention": 16 * 8, "conv": 64, "lora_te": 48},
-    "sdxl": {"attention": 70 * 8, "conv": 49, "lora_te1": 48, "lora_te2": 128},
+    "sd15": {"attention": 16 * 8, "conv": 64, "lora_te": 12 * 6},
+    "sdxl": {"attention": 70 * 8, "conv": 49, "lora_te1": 12 * 6, "lora_te2": 32 * 6},
 }
 KOHYA_SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha", ".dora_scale")
 

@@ -13,6 +13,14 @@ from safetensors import safe_open
 from lorapilot.engine import train
 
 PROMPT = "lpdemo, a red circle"
+TE_MODULES = (
+    "self_attn_q_proj",
+    "self_attn_k_proj",
+    "self_attn_v_proj",
+    "self_attn_out_proj",
+    "mlp_fc1",
+    "mlp_fc2",
+)
 
 
 def render(pipe: DiffusionPipeline) -> np.ndarray:
@@ -69,16 +77,23 @@ def test_kohya_keys_cover_every_trained_module_and_metadata_is_the_runs(family, 
     )
     downs = [k for k in tensors if k.endswith(".lora_down.weight")]
     assert sum(k.startswith("lora_unet_") for k in downs) == expected_unet
-    te_prefixes = ("lora_te_",) if family == "sd15" else ("lora_te1_", "lora_te2_")
-    for prefix in te_prefixes:
-        te_keys = [k for k in downs if k.startswith(prefix)]
-        assert te_keys and {k.split("self_attn_")[1].split(".")[0] for k in te_keys} == {
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "out_proj",
+    pipe = DiffusionPipeline.from_pretrained(workspace.model_dir("diffusers") / f"tiny-{family}")
+    encoders = {"lora_te": pipe.text_encoder} if family == "sd15" else {}
+    if family == "sdxl":
+        encoders = {"lora_te1": pipe.text_encoder, "lora_te2": pipe.text_encoder_2}
+    for prefix, encoder in encoders.items():  # kohya's targets: attention and MLP of every CLIP layer
+        expected_te = {
+            f"{prefix}_text_model_encoder_layers_{n}_{module}.lora_down.weight"
+            for n in range(encoder.config.num_hidden_layers)
+            for module in TE_MODULES
         }
+        assert {k for k in downs if k.startswith(f"{prefix}_")} == expected_te
     assert all(k.startswith(("lora_unet_", "lora_te")) for k in tensors)
+    pipe.load_lora_weights(str(result.lora), adapter_name="kohya")  # diffusers' own kohya converter
+    for encoder in encoders.values():  # the MLP layers took the LoRA, not just the attention ones
+        mlp = [m for n, m in encoder.named_modules() if n.endswith(("mlp.fc1", "mlp.fc2"))]
+        assert len(mlp) == 2 * encoder.config.num_hidden_layers
+        assert all("kohya" in m.lora_A for m in mlp)
     alphas = {k: float(v) for k, v in tensors.items() if k.endswith(".alpha")}
     assert len(alphas) == len(downs) and set(alphas.values()) == {2.0}
 

@@ -135,7 +135,13 @@ class FamilyAdapter(ABC):
 
     def objective(self, model: LoadedModel, training: TrainingSpec, device: torch.device) -> Objective:
         """Noise, targets and loss weights; DDPM ε/v by default."""
-        return DiffusionObjective(model["scheduler"].config, self.prediction_type(model), device)
+        return DiffusionObjective(
+            model["scheduler"].config,
+            self.prediction_type(model),
+            device,
+            min_timestep=training.min_timestep,
+            max_timestep=training.max_timestep,
+        )
 
     def prepare_device(self, device: torch.device) -> None:
         """Backend switches a family needs on the training device (known kernel failures)."""
