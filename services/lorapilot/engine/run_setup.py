@@ -16,6 +16,7 @@ import torch
 from lorapilot.data.captions import render_caption
 from lorapilot.data.dataset import DatasetPlan, scan_datasets
 from lorapilot.data.tensor_cache import TensorCache
+from lorapilot.engine.base_weights import store_in_float8
 from lorapilot.engine.block_swap import BlockSwapper
 from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
 from lorapilot.engine.lora import InjectedSite, inject
@@ -48,6 +49,8 @@ def prepare_run(
     weight_dtype = DTYPES[spec.model.weight_dtype]
     adapter.prepare_device(device)
     model = adapter.load(spec.model, weight_dtype, workspace.cache / "model-configs")
+    if spec.model.quantize == "float8":
+        store_in_float8(model, adapter, weight_dtype)
     plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
     for line in plan.describe_buckets():
         log.info(line)
