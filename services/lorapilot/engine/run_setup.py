@@ -16,7 +16,7 @@ import torch
 from lorapilot.data.captions import render_caption
 from lorapilot.data.dataset import DatasetPlan, scan_datasets
 from lorapilot.data.tensor_cache import TensorCache
-from lorapilot.engine.base_weights import store_in_float8
+from lorapilot.engine.base_weights import AssistantLora, merge_assistant, store_in_float8
 from lorapilot.engine.block_swap import BlockSwapper
 from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
 from lorapilot.engine.lora import InjectedSite, inject
@@ -40,6 +40,7 @@ class PreparedRun:
     text_cached: bool
     vae_encodes: int
     text_encodes: int
+    assistant: AssistantLora | None = None  # merged into the denoiser; left out of sample renders
 
 
 def prepare_run(
@@ -49,6 +50,9 @@ def prepare_run(
     weight_dtype = DTYPES[spec.model.weight_dtype]
     adapter.prepare_device(device)
     model = adapter.load(spec.model, weight_dtype, workspace.cache / "model-configs")
+    assistant = (
+        merge_assistant(model, adapter, spec.model.assistant_lora) if spec.model.assistant_lora else None
+    )
     if spec.model.quantize == "float8":
         store_in_float8(model, adapter, weight_dtype)
     plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
@@ -74,7 +78,9 @@ def prepare_run(
         move(model["vae"], torch.device("cpu"))
     configure_training_modules(model, adapter, sites, t)
     place_denoiser(model, adapter, t, device)
-    return PreparedRun(model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes)
+    return PreparedRun(
+        model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes, assistant
+    )
 
 
 def move(module: torch.nn.Module | None, device: torch.device) -> None:

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 from lorapilot import families
 from lorapilot.families import Family
 from lorapilot.families.recognition import probe_folder, probe_single_file
+from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
 from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
@@ -193,6 +194,8 @@ class _Resolver:
             )
         if isinstance(model.get("vae"), str):
             self._locate_vae(model)
+        if isinstance(model.get("assistant_lora"), str):
+            self._locate_assistant_lora(model)
 
     def _locate_model(self, model: dict[str, Any], raw: str) -> Family | None:
         loc: NativePath = ("model", "path")
@@ -260,6 +263,21 @@ class _Resolver:
             self.fail(("model", "vae"), "VAE not found", raw)
         model["vae"] = str(path)
 
+    def _locate_assistant_lora(self, model: dict[str, Any]) -> None:
+        loc: NativePath = ("model", "assistant_lora")
+        raw = model["assistant_lora"]
+        if self._local_candidate(raw) is None and _HUB_ID.match(raw):
+            return
+        try:
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(loc, str(exc), raw, hint="LoRAs live under /workspace/models/loras/")
+            return
+        model["assistant_lora"] = str(path)
+        problem = lora_file_problem(path)
+        if problem:
+            self.fail(loc, problem, raw, hint="put the adapter's .safetensors under /workspace/models/loras/")
+
     # -- output -------------------------------------------------------------------------------
     def output(self, data: dict[str, Any]) -> None:
         output = data.setdefault("output", {})
@@ -326,6 +344,21 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def lora_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a LoRA file (header only), or None when it can."""
+    if not path.is_file():
+        return "LoRA file not found" if not path.exists() else "not a file"
+    if path.suffix.lower() not in _SINGLE_FILE:
+        return "not a .safetensors LoRA file"
+    try:
+        names = tensor_names(read_header(path))
+    except (OSError, HeaderError) as exc:
+        return f"unreadable: {exc}"
+    if not any("lora" in name.lower() for name in names):
+        return "holds no LoRA layers (no lora_A/lora_B or lora_down/lora_up tensors)"
+    return None
 
 
 def _has_images(folder: Path) -> bool:
