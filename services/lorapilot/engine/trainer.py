@@ -31,7 +31,7 @@ from lorapilot.engine.optim import build_optimizer
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
-from lorapilot.engine.run_setup import DTYPES, move, offload_vae, prepare_run
+from lorapilot.engine.run_setup import move, offload_vae, precision_on, prepare_run
 from lorapilot.engine.sampling import render_samples, sample_trigger
 from lorapilot.engine.saving import LoraFileSpec, save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
@@ -118,6 +118,8 @@ class Trainer:
         self.sites, self.text, self.text_cached = run.sites, run.text, run.text_cached
         self.vae_encodes, self.text_encodes = run.vae_encodes, run.text_encodes
         self.assistant = run.assistant
+        precision = self.spec.model.weight_dtype, self.spec.training.mixed_precision
+        _, self.autocast_dtype = precision_on(self.device, *precision)  # the same choice as the weights'
 
     def _build_optimization(self) -> None:
         t = self.spec.training
@@ -136,7 +138,7 @@ class Trainer:
         self.total_steps = min(lengths) if lengths else updates_per_epoch
         self.epochs = math.ceil(self.total_steps / updates_per_epoch)
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
-        use_scaler = t.mixed_precision == "fp16"
+        use_scaler = self.autocast_dtype is torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
         self.objective = self.adapter.objective(self.model, t, self.device)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(t.seed)
@@ -266,10 +268,9 @@ class Trainer:
         return {k: torch.stack([r[k] for r in rows]).to(self.device, self.weight_dtype) for k in rows[0]}
 
     def _autocast(self):
-        precision = self.spec.training.mixed_precision
-        if precision == "no":
+        if self.autocast_dtype is None:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[precision])
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _update(self) -> None:
         t = self.spec.training

@@ -111,6 +111,7 @@ class Family:
     network_types: tuple[NetworkType, ...] = ("lora", "locon", "dora")
     trains_text_encoders: bool = True  # LoRA on the text encoders as well as the denoiser
     quantizable: bool = False  # the frozen denoiser may be loaded 8/4-bit (bitsandbytes)
+    image_multiple: int = 8  # rendered sides are multiples of this: the VAE's downscale × patch size
 
     @property
     def flow(self) -> bool:
