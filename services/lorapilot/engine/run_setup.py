@@ -66,15 +66,15 @@ def prepare_run(
     weight_dtype, _ = precision_on(device, spec.model.weight_dtype, t.mixed_precision)
     adapter.prepare_device(device)
     model = adapter.load(spec.model, weight_dtype, workspace.cache / "model-configs")
-    assistant = (
-        merge_assistant(model, adapter, spec.model.assistant_lora) if spec.model.assistant_lora else None
-    )
-    if spec.model.quantize == "float8":
-        store_in_float8(model, adapter, weight_dtype)
     plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images)
     for line in plan.describe_buckets():
         log.info(line)
     log_bucket_assignment(plan)
+    assistant = None
+    if spec.model.assistant_lora:  # merged in full precision, before any float8 storage
+        assistant = merge_assistant(model, adapter, spec.model.assistant_lora)
+    if spec.model.quantize == "float8":
+        store_in_float8(model, adapter, weight_dtype)
     for name in ("vae", *adapter.text_encoder_names()):
         move(model[name], device)
     latent_root = workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None

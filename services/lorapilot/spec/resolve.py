@@ -170,6 +170,8 @@ class _Resolver:
         if not isinstance(raw, str):
             self.fail(("model", "path"), "must be a path or a hub id", raw)
             return
+        if isinstance(model.get("assistant_lora"), str):
+            self._locate_assistant_lora(model)
         probed = self._locate_model(model, raw)
         if model.get("family") is None:
             guess: tuple[Family, str] | None = self.draft.hints.get("family_guess")
@@ -194,8 +196,6 @@ class _Resolver:
             )
         if isinstance(model.get("vae"), str):
             self._locate_vae(model)
-        if isinstance(model.get("assistant_lora"), str):
-            self._locate_assistant_lora(model)
 
     def _locate_model(self, model: dict[str, Any], raw: str) -> Family | None:
         loc: NativePath = ("model", "path")
@@ -250,19 +250,6 @@ class _Resolver:
         except PathEscapeError:
             return raw
 
-    def _locate_vae(self, model: dict[str, Any]) -> None:
-        raw = model["vae"]
-        if self._local_candidate(raw) is None and _HUB_ID.match(raw):
-            return
-        try:
-            path = self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(("model", "vae"), str(exc), raw)
-            return
-        if not path.exists():
-            self.fail(("model", "vae"), "VAE not found", raw)
-        model["vae"] = str(path)
-
     def _locate_assistant_lora(self, model: dict[str, Any]) -> None:
         loc: NativePath = ("model", "assistant_lora")
         raw = model["assistant_lora"]
@@ -277,6 +264,19 @@ class _Resolver:
         problem = lora_file_problem(path)
         if problem:
             self.fail(loc, problem, raw, hint="put the adapter's .safetensors under /workspace/models/loras/")
+
+    def _locate_vae(self, model: dict[str, Any]) -> None:
+        raw = model["vae"]
+        if self._local_candidate(raw) is None and _HUB_ID.match(raw):
+            return
+        try:
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(("model", "vae"), str(exc), raw)
+            return
+        if not path.exists():
+            self.fail(("model", "vae"), "VAE not found", raw)
+        model["vae"] = str(path)
 
     # -- output -------------------------------------------------------------------------------
     def output(self, data: dict[str, Any]) -> None:
