@@ -17,10 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from lorapilot import families
+from lorapilot import families, safetensors_header
 from lorapilot.families import Family
 from lorapilot.families.recognition import probe_folder, probe_single_file
-from lorapilot.safetensors_header import HeaderError, read_header, tensor_names
 from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
@@ -261,7 +260,7 @@ class _Resolver:
             self.fail(loc, str(exc), raw, hint="LoRAs live under /workspace/models/loras/")
             return
         model["assistant_lora"] = str(path)
-        problem = lora_file_problem(path)
+        problem = safetensors_header.lora_file_problem(path)
         if problem:
             self.fail(loc, problem, raw, hint="put the adapter's .safetensors under /workspace/models/loras/")
 
@@ -344,21 +343,6 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def lora_file_problem(path: Path) -> str | None:
-    """Why `path` cannot be read as a LoRA file (header only), or None when it can."""
-    if not path.is_file():
-        return "LoRA file not found" if not path.exists() else "not a file"
-    if path.suffix.lower() not in _SINGLE_FILE:
-        return "not a .safetensors LoRA file"
-    try:
-        names = tensor_names(read_header(path))
-    except (OSError, HeaderError) as exc:
-        return f"unreadable: {exc}"
-    if not any("lora" in name.lower() for name in names):
-        return "holds no LoRA layers (no lora_A/lora_B or lora_down/lora_up tensors)"
-    return None
 
 
 def _has_images(folder: Path) -> bool:
