@@ -402,6 +402,8 @@ class Trainer:
             then = "the LoRA is written" if after_final else "training continues"
             log.warning("%s; %s", message, then, exc_info=True)
             self.warnings.append(message)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # an out-of-memory render must not starve the next steps
         finally:
             for site in self.sites:
                 site.module.train()
