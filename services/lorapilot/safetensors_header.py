@@ -45,3 +45,18 @@ def read_header(path: Path) -> dict[str, Any]:
 
 def tensor_names(header: dict[str, Any]) -> list[str]:
     return [key for key in header if key != "__metadata__"]
+
+
+def lora_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a LoRA file (header only), or None when it can."""
+    if not path.is_file():
+        return "LoRA file not found" if not path.exists() else "not a file"
+    if path.suffix.lower() not in (".safetensors", ".sft"):
+        return "not a .safetensors LoRA file"
+    try:
+        names = tensor_names(read_header(path))
+    except (OSError, HeaderError) as exc:
+        return f"unreadable: {exc}"
+    if not any("lora" in name.lower() for name in names):
+        return "holds no LoRA layers (no lora_A/lora_B or lora_down/lora_up tensors)"
+    return None

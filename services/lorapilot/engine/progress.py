@@ -21,6 +21,7 @@ class Progress:
     it_per_s: float
     eta_s: float | None
     epoch: int
+    warnings: tuple[str, ...] = ()  # failed sample renders so far; the run goes on
 
 
 class EarlyStopper:

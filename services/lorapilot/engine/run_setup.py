@@ -16,16 +16,33 @@ import torch
 from lorapilot.data.captions import render_caption
 from lorapilot.data.dataset import DatasetPlan, scan_datasets
 from lorapilot.data.tensor_cache import TensorCache
+from lorapilot.engine.base_weights import AssistantLora, merge_assistant, store_in_float8
 from lorapilot.engine.block_swap import BlockSwapper
 from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
 from lorapilot.engine.lora import InjectedSite, inject
 from lorapilot.engine.prepare import PreparedItem, prepare_latents, prepare_text
 from lorapilot.engine.sampling import sample_prompts
 from lorapilot.spec.model import TrainingSpec, TrainSpec
+from lorapilot.spec.preflight import cuda_available, xformers_installed
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.train")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def precision_on(device: torch.device, weights: str, mixed: str) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weight dtype, autocast dtype or None) a run uses on `device`.
+
+    CPU autocast handles fp16 only partly (group norm, matmul priorities fail with "mixed dtype"), so
+    on a CPU fp16 autocasts in bf16, and reduced-precision weights match the autocast dtype
+    (`spec.preflight` says so before the run).
+    """
+    weight_dtype, autocast = DTYPES[weights], None if mixed == "no" else DTYPES[mixed]
+    if device.type == "cpu" and autocast is torch.float16:
+        autocast = torch.bfloat16
+    if device.type == "cpu" and autocast is not None and weight_dtype not in (torch.float32, autocast):
+        weight_dtype = autocast
+    return weight_dtype, autocast
 
 
 @dataclass
@@ -39,19 +56,25 @@ class PreparedRun:
     text_cached: bool
     vae_encodes: int
     text_encodes: int
+    assistant: AssistantLora | None = None  # merged into the denoiser; left out of sample renders
 
 
 def prepare_run(
     spec: TrainSpec, workspace: Workspace, adapter: FamilyAdapter, device: torch.device, *, show: bool
 ) -> PreparedRun:
     t = spec.training
-    weight_dtype = DTYPES[spec.model.weight_dtype]
+    weight_dtype, _ = precision_on(device, spec.model.weight_dtype, t.mixed_precision)
     adapter.prepare_device(device)
     model = adapter.load(spec.model, weight_dtype, workspace.cache / "model-configs")
     plan = scan_datasets(spec.datasets, skip_bad_images=t.skip_bad_images, balance_reg=t.balance_reg)
     for line in plan.describe_buckets():
         log.info(line)
     log_bucket_assignment(plan)
+    assistant = None
+    if spec.model.assistant_lora:  # merged in full precision, before any float8 storage
+        assistant = merge_assistant(model, adapter, spec.model.assistant_lora)
+    if spec.model.quantize == "float8":
+        store_in_float8(model, adapter, weight_dtype)
     for name in ("vae", *adapter.text_encoder_names()):
         move(model[name], device)
     latent_root = workspace.latent_cache if spec.datasets[0].cache_latents_to_disk else None
@@ -71,7 +94,13 @@ def prepare_run(
         move(model["vae"], torch.device("cpu"))
     configure_training_modules(model, adapter, sites, t)
     place_denoiser(model, adapter, t, device)
-    return PreparedRun(model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes)
+    return PreparedRun(
+        model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes, assistant
+    )
+
+
+def xformers_usable() -> bool:
+    return xformers_installed() and cuda_available()
 
 
 def move(module: torch.nn.Module | None, device: torch.device) -> None:
@@ -141,8 +170,10 @@ def configure_training_modules(
         for site in sites:
             if site.site.is_text_encoder:
                 site.module.gradient_checkpointing_enable()
-    if training.attention == "xformers":
+    if training.attention == "xformers" and xformers_usable():
         denoiser.enable_xformers_memory_efficient_attention()
+    elif training.attention == "xformers":
+        log.info("attention: xformers is not installed or there is no CUDA GPU; using PyTorch SDPA")
     if training.compile:
         # In place: parameter names (and so saved LoRA keys) stay those of the eager module.
         denoiser.compile(dynamic=False)

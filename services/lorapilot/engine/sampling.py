@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
-from lorapilot.spec.model import SampleSpec, TrainSpec
+from lorapilot.spec.model import SamplePrompt, SampleSpec, TrainSpec
 
 log = logging.getLogger(__name__)
+PROMPT_OPTIONS = ("negative_prompt", "width", "height", "steps", "guidance_scale", "seed")
 
 
 def apply_trigger(prompt: str, trigger: str | None) -> str:
@@ -25,6 +26,13 @@ def apply_trigger(prompt: str, trigger: str | None) -> str:
 
 def sample_trigger(spec: TrainSpec) -> str | None:
     return next((d.trigger_word for d in spec.datasets if d.trigger_word), None)
+
+
+def prompt_options(sample: SampleSpec, prompt: SamplePrompt) -> SampleSpec:
+    """The sample section with the options this prompt sets over it (kohya's per-line --n, --w, --h,
+    --s, --l, --d); an option the prompt leaves unset keeps the section's value."""
+    own = {name: getattr(prompt, name) for name in PROMPT_OPTIONS if getattr(prompt, name) is not None}
+    return sample.model_copy(update=own)
 
 
 def sample_prompts(spec: TrainSpec) -> list[str]:
@@ -50,26 +58,31 @@ def render_samples(
     dtype: torch.dtype,
     embeddings: Mapping[str, Conditioning] | None = None,
 ) -> list[Path]:
-    """One image per prompt at a fixed seed, written to `paths` (PNG).
+    """One image per prompt, written to `paths` (PNG), each with its own options over the section's
+    (`size` is the default); a prompt without a seed of its own renders at `sample.seed` + its index,
+    so samples compare over steps.
 
     With `embeddings` (the text cache, when the text encoders are unloaded) prompts are looked up
     there instead of being encoded.
     """
     pipe = adapter.sampling_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    arguments = adapter.sampling_arguments(model, sample)
     written = []
     for index, (prompt, path) in enumerate(zip(sample.prompts, paths, strict=False)):
-        generator = torch.Generator(device="cpu").manual_seed(sample.seed + index)
+        options = prompt_options(sample, prompt)
+        arguments = adapter.sampling_arguments(model, options)
+        seed = prompt.seed if prompt.seed is not None else sample.seed + index
+        generator = torch.Generator(device="cpu").manual_seed(seed)
         text = apply_trigger(prompt.text, trigger)
         if embeddings is None:
             call = {**arguments, "prompt": text}
         else:
             call = {k: v for k, v in arguments.items() if k != "negative_prompt"}
             prompt_embeds = _to(embeddings[text], device, dtype)
-            negative_embeds = _to(embeddings[sample.negative_prompt], device, dtype)
+            negative_embeds = _to(embeddings[options.negative_prompt], device, dtype)
             call |= adapter.embedding_arguments(prompt_embeds, negative_embeds)
-        image = pipe(**call, width=size[0], height=size[1], generator=generator).images[0]
+        width, height = prompt.width or size[0], prompt.height or size[1]
+        image = pipe(**call, width=width, height=height, generator=generator).images[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         image.save(tmp, format="PNG")

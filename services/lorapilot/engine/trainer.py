@@ -31,7 +31,7 @@ from lorapilot.engine.optim import build_optimizer, lora_param_groups
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
-from lorapilot.engine.run_setup import DTYPES, move, offload_vae, prepare_run
+from lorapilot.engine.run_setup import move, offload_vae, precision_on, prepare_run
 from lorapilot.engine.sampling import render_samples, sample_trigger
 from lorapilot.engine.saving import LoraFileSpec, save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
@@ -55,6 +55,7 @@ class RunResult:
     stopped_early: bool
     stats: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False  # stopped on request before the end; `lora` is a step-numbered save
+    warnings: list[str] = field(default_factory=list)  # what went wrong without stopping the run
 
 
 def train(
@@ -85,6 +86,7 @@ class Trainer:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.adapter = adapter_for(spec.model.family)
         self.run_log: RunLog | None = None
+        self.warnings: list[str] = []  # failed sample renders: reported, never fatal
 
     # -- set-up ---------------------------------------------------------------------------------
     def run(self, *, resume: bool) -> RunResult:
@@ -100,6 +102,9 @@ class Trainer:
         if saved is not None:
             start = self._restore(saved)
             log.info("resuming at step %d of %d", start, self.total_steps)
+        self.sampled_epochs = self.sampler.epochs_done
+        if start == 0 and self.spec.sample.at_start and self.writes_outputs:
+            self._sample(0)
         return self._loop(start)
 
     def _load_and_prepare(self) -> None:
@@ -112,6 +117,9 @@ class Trainer:
         )
         self.sites, self.text, self.text_cached = run.sites, run.text, run.text_cached
         self.vae_encodes, self.text_encodes = run.vae_encodes, run.text_encodes
+        self.assistant = run.assistant
+        precision = self.spec.model.weight_dtype, self.spec.training.mixed_precision
+        _, self.autocast_dtype = precision_on(self.device, *precision)  # the same choice as the weights'
 
     def _build_optimization(self) -> None:
         t = self.spec.training
@@ -127,7 +135,7 @@ class Trainer:
         self.total_steps = min(lengths) if lengths else updates_per_epoch
         self.epochs = math.ceil(self.total_steps / updates_per_epoch)
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
-        use_scaler = t.mixed_precision == "fp16"
+        use_scaler = self.autocast_dtype is torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
         self.objective = self.adapter.objective(self.model, t, self.device)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(t.seed)
@@ -258,10 +266,9 @@ class Trainer:
         return {k: torch.stack([r[k] for r in rows]).to(self.device, self.weight_dtype) for k in rows[0]}
 
     def _autocast(self):
-        precision = self.spec.training.mixed_precision
-        if precision == "no":
+        if self.autocast_dtype is None:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[precision])
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _update(self) -> None:
         t = self.spec.training
@@ -300,13 +307,15 @@ class Trainer:
         step_log.info("step %d/%d loss %.5f lr %.3g %.2f it/s", step, self.total_steps, loss, lr, rate)
         if self.on_progress is not None:
             eta = (self.total_steps - step) / rate if rate > 0 else None
-            self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, epoch))
+            warnings = tuple(self.warnings)
+            self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, epoch, warnings))
 
     def _poll(self, step: int, loss: float, rate: float) -> None:
         """`on_progress` at a step that is not logged: the last logged loss and rate stand in."""
         eta = (self.total_steps - step) / rate if rate > 0 else None
         lr = self.scheduler.get_last_lr()[0]
-        self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, self.sampler.epoch))
+        epoch = self.sampler.epoch
+        self.on_progress(Progress(step, self.total_steps, loss, lr, rate, eta, epoch, tuple(self.warnings)))
 
     def _epoch_to_save(self, step: int, epochs_before: int) -> int | None:
         """The epoch to save after this step: one `save.every_n_epochs` names ended in it.
@@ -323,7 +332,7 @@ class Trainer:
 
     def _periodic(self, step: int, epoch: int | None) -> None:
         s = self.spec
-        if s.sample.every and s.sample.prompts and step % s.sample.every == 0 and step != self.total_steps:
+        if self._sample_due(step):
             self._sample(step)
         every = s.save.every_n_steps
         by_step = bool(every) and step % every == 0 and step != self.total_steps
@@ -371,7 +380,35 @@ class Trainer:
         )
         log.info("state saved at step %d", step)
 
-    def _sample(self, step: int) -> None:
+    def _sample_due(self, step: int) -> bool:
+        """A render after this step: every `sample.every` steps, and after every `every_n_epochs`-th
+        epoch (kohya's sample_every_n_epochs). The last step renders after the LoRA is written."""
+        sample, done = self.spec.sample, self.sampler.epochs_done
+        by_step = bool(sample.every) and step % sample.every == 0
+        n = sample.every_n_epochs
+        by_epoch = bool(n) and done // n > self.sampled_epochs // n
+        self.sampled_epochs = done
+        return bool(sample.prompts) and (by_step or by_epoch) and step != self.total_steps
+
+    def _sample(self, step: int, *, after_final: bool = False) -> None:
+        """Render the sample prompts; a failed render is a warning (samples are previews, the LoRA is
+        what the run is for), logged and carried in the run's result."""
+        try:
+            self._render(step)
+        except Exception as exc:  # any failure of a preview: it must not end the run
+            message = f"sample render at step {step} failed: {type(exc).__name__}: {exc}"
+            then = "the LoRA is written" if after_final else "training continues"
+            log.warning("%s; %s", message, then, exc_info=True)
+            self.warnings.append(message)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # an out-of-memory render must not starve the next steps
+        finally:
+            for site in self.sites:
+                site.module.train()
+            if self.spec.training.low_vram:
+                offload_vae(self.model)
+
+    def _render(self, step: int) -> None:
         s = self.spec
         size = (s.sample.width or self._sample_side(), s.sample.height or self._sample_side())
         for name in ("vae", *self.adapter.text_encoder_names()):
@@ -379,7 +416,7 @@ class Trainer:
         for site in self.sites:
             site.module.eval()
         paths = [self.folder.sample(step, k) for k in range(len(s.sample.prompts))]
-        with self._ema_weights():
+        with self._ema_weights(), self.assistant.left_out() if self.assistant else nullcontext():
             render_samples(
                 self.adapter,
                 self.model,
@@ -391,10 +428,6 @@ class Trainer:
                 dtype=self.weight_dtype,
                 embeddings=self.text if self.text_cached else None,
             )
-        for site in self.sites:
-            site.module.train()
-        if s.training.low_vram:
-            offload_vae(self.model)
 
     def _sample_side(self) -> int:
         return max(self.spec.datasets[0].resolutions)
@@ -426,7 +459,9 @@ class Trainer:
         lora = self._save_periodic(step, True, epoch)  # the epoch's save too: the resumed run is past it
         self.run_log.flush()
         stats = {"vae_encodes": self.vae_encodes, "text_encodes": self.text_encodes, "steps": step}
-        return RunResult(lora, step, loss, stopped_early=False, stats=stats, interrupted=True)
+        return RunResult(
+            lora, step, loss, stopped_early=False, stats=stats, interrupted=True, warnings=list(self.warnings)
+        )
 
     def _finish(self, step: int, loss: float | None, stopped_early: bool) -> RunResult:
         s = self.spec
@@ -434,12 +469,12 @@ class Trainer:
         self.facts.finished_at = time.time()
         with self._ema_weights():
             save_lora(self.folder.lora, self._components(), self._metadata(step), self._save_spec())
-        if s.sample.every and s.sample.prompts:
-            self._sample(step)
-        self.run_log.flush()
         log.info("LoRA written: %s", self.folder.lora)
+        if s.sample.prompts and (s.sample.every or s.sample.every_n_epochs):
+            self._sample(step, after_final=True)
+        self.run_log.flush()
         stats = {"vae_encodes": self.vae_encodes, "text_encodes": self.text_encodes, "steps": step}
-        return RunResult(self.folder.lora, step, loss, stopped_early, stats)
+        return RunResult(self.folder.lora, step, loss, stopped_early, stats, warnings=list(self.warnings))
 
     def close(self) -> None:
         if self.run_log is not None:

@@ -73,6 +73,7 @@ FLOW_TRANSFORMER = {
     "network_types": ("lora",),  # no conv layers; ComfyUI loads no DoRA magnitudes for MMDiTs
     "trains_text_encoders": False,  # frozen encoders, cached outputs
     "quantizable": True,
+    "image_multiple": 16,  # 8× VAE, 2×2 latent patches
 }
 FLUX_FILE_PATTERN = r"(^|\.)double_blocks\."
 

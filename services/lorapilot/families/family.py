@@ -112,6 +112,7 @@ class Family:
     lora: LoraTargets
     # Names other trainers' configs use for it, by where they appear (`registry.DIALECT_NAMES`).
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_mapping)
+    image_multiple: int = 8  # rendered sides are multiples of this: the VAE's downscale × patch size
     network_types: tuple[NetworkType, ...] = ("lora", "locon", "dora")
     trains_text_encoders: bool = True  # LoRA on the text encoders as well as the denoiser
     quantizable: bool = False  # the frozen denoiser may be loaded 8/4-bit (bitsandbytes)

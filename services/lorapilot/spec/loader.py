@@ -18,6 +18,7 @@ from lorapilot.spec import document, profiles
 from lorapilot.spec.draft import Draft, merge
 from lorapilot.spec.issues import Notice, SpecError, SpecIssue
 from lorapilot.spec.model import TrainSpec
+from lorapilot.spec.preflight import preflight
 from lorapilot.spec.readers import DIALECTS, READERS, detect_dialect
 from lorapilot.spec.resolve import finalize
 from lorapilot.workspace import Workspace
@@ -124,7 +125,7 @@ def load_spec(
     for layer in layers:
         merged = merge(merged, layer)
     spec = finalize(merged, ws)
-    return LoadedSpec(spec=spec, dialect=chosen, notices=merged.notices)
+    return LoadedSpec(spec=spec, dialect=chosen, notices=merged.notices + preflight(spec))
 
 
 def _name_from(path: Path) -> str:

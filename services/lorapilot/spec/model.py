@@ -433,6 +433,11 @@ class TrainSpec(Section):
                 "training.blocks_to_swap cannot stream quantised weights; use either blocks_to_swap or "
                 "model.quantize"
             )
+        if self.network.dora and self.model.quantize == "float8":
+            raise ValueError(
+                "network.type dora reads the base weights outside their layers, which model.quantize "
+                "float8 keeps in float8; use lora or locon with float8, or quantize none with dora"
+            )
         if self.network.conv_dim and "locon" not in family.network_types:
             raise ValueError(f"network.conv_dim: {self.model.family} has no conv layers to train (use lora)")
         if self.training.cache_text_encoder_outputs and self.network.train_text_encoder:

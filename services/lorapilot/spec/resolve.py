@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from lorapilot import families
+from lorapilot import families, safetensors_header
 from lorapilot.families import Family
 from lorapilot.families.recognition import (
     BUNDLED_PREFIXES,
@@ -183,6 +183,8 @@ class _Resolver:
         if not isinstance(raw, str):
             self.fail(("model", "path"), "must be a path or a hub id", raw)
             return
+        if isinstance(model.get("assistant_lora"), str):
+            self._locate_assistant_lora(model)
         probed = self._locate_model(model, raw)
         if model.get("family") is None:
             hint: tuple[Family, str] | None = self.draft.hints.get("family_hint")
@@ -332,6 +334,21 @@ class _Resolver:
             return raw if self.ws.resolve(raw).exists() else None
         except PathEscapeError:
             return raw
+
+    def _locate_assistant_lora(self, model: dict[str, Any]) -> None:
+        loc: NativePath = ("model", "assistant_lora")
+        raw = model["assistant_lora"]
+        if self._local_candidate(raw) is None and _HUB_ID.match(raw):
+            return
+        try:
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(loc, str(exc), raw, hint="LoRAs live under /workspace/models/loras/")
+            return
+        model["assistant_lora"] = str(path)
+        problem = safetensors_header.lora_file_problem(path)
+        if problem:
+            self.fail(loc, problem, raw, hint="put the adapter's .safetensors under /workspace/models/loras/")
 
     def _locate_vae(self, model: dict[str, Any]) -> None:
         raw = model["vae"]

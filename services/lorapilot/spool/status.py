@@ -47,6 +47,7 @@ class RunStatus(BaseModel):
     finished_at: datetime | None = None
     lora: str | None = None  # the final LoRA, or the last step-numbered save when it stopped early
     error: str | None = None
+    warnings: list[str] = []  # what went wrong without failing the run (a sample render)
 
     def changed(self, **fields: Any) -> RunStatus:
         """A copy with `fields` changed, validated as a whole; an unknown field name is refused too."""

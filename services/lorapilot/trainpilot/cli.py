@@ -91,6 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"training failed: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     folder = Path(loaded.spec.output.folder)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"LoRA:    {result.lora}")
     print(f"samples: {folder / 'samples'}")
     print(f"logs:    {folder / '_logs' / 'train.log'}  (metrics: {folder / '_logs' / 'metrics.json'})")

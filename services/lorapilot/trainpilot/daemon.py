@@ -306,8 +306,16 @@ class Daemon:
         step = result.step if result is not None and result.step is not None else status.step
         lora = (result.lora if result is not None else None) or _last_save(folder, status.name) or status.lora
         finished = now if state.terminal else status.finished_at
+        warnings = result.warnings if result is not None and result.warnings else status.warnings
         changed = status.changed(
-            state=state, error=error, pid=None, updated_at=now, step=step, lora=lora, finished_at=finished
+            state=state,
+            error=error,
+            pid=None,
+            updated_at=now,
+            step=step,
+            lora=lora,
+            finished_at=finished,
+            warnings=warnings,
         )
         write_status(folder, changed)
 

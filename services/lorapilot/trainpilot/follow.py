@@ -55,6 +55,8 @@ class Follower:
             self.bar.close()
         name, state = self.record.name, self.record.state
         if state is JobState.DONE:
+            for warning in status.warnings if status else []:
+                print(f"warning: {warning}", file=sys.stderr)
             lora = status.lora if status and status.lora else str(self.folder / f"{name}.safetensors")
             print(f"LoRA:    {lora}")
             print(f"samples: {self.folder / 'samples'}")

@@ -45,6 +45,7 @@ class WorkerResult(BaseModel):
     folder: Path | None = None  # the run folder, once the spec named one
     step: int | None = None  # the last step trained (saved, for a finished or interrupted run)
     lora: str | None = None  # the LoRA a finished run wrote
+    warnings: list[str] = []  # what went wrong without failing the run (a sample render)
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, self.model_dump(mode="json"))

@@ -62,6 +62,8 @@ def describe(view: dict[str, Any]) -> str:
     for key, label in (("started_at", "started"), ("updated_at", "heartbeat"), ("finished_at", "finished")):
         if status.get(key):
             lines.append(f"{label + ':':<10} {_local(status[key])}")
+    for warning in status.get("warnings") or []:
+        lines.append("warning:   " + warning)
     if view["error"]:
         lines.append("error:     " + view["error"].replace("\n", "\n           "))
     return "\n".join(lines)

@@ -127,12 +127,22 @@ class JobProcess:
         self.last_write = 0.0
 
     def result(
-        self, outcome: Outcome, *, error: str | None = None, lora: str | None = None, step: int | None = None
+        self,
+        outcome: Outcome,
+        *,
+        error: str | None = None,
+        lora: str | None = None,
+        step: int | None = None,
+        warnings: list[str] | None = None,
     ) -> WorkerResult:
-        """The result file's content: the outcome, with the run folder and the step reached."""
+        """The result file's content: the outcome, with the run folder, the step reached and warnings."""
         if step is None:
             step = self.status.step if self.status else 0
-        return WorkerResult(outcome=outcome, error=error, folder=self.folder, step=step, lora=lora)
+        if warnings is None:
+            warnings = self.status.warnings if self.status else []
+        return WorkerResult(
+            outcome=outcome, error=error, folder=self.folder, step=step, lora=lora, warnings=warnings
+        )
 
     def run(self) -> WorkerResult:
         try:
@@ -232,7 +242,7 @@ class JobProcess:
             log.error("training raised:\n%s", traceback.format_exc())
             return self.result(Outcome.FAILED, error=_describe(exc))
         outcome = Outcome.INTERRUPTED if result.interrupted else Outcome.DONE
-        return self.result(outcome, lora=str(result.lora), step=result.steps)
+        return self.result(outcome, lora=str(result.lora), step=result.steps, warnings=result.warnings)
 
     def _progress(self, progress: Progress) -> None:
         from lorapilot.engine import StopTraining  # noqa: PLC0415
@@ -248,6 +258,7 @@ class JobProcess:
                 it_per_s=progress.it_per_s,
                 eta_s=progress.eta_s,
                 epoch=progress.epoch,
+                warnings=list(progress.warnings),
             )
             now = time.monotonic()
             if now - self.last_write >= STATUS_EVERY_S or progress.step == progress.total:

@@ -15,9 +15,8 @@ from safetensors.torch import load_file
 
 from lorapilot.engine import train
 from lorapilot.engine.families import adapter_for
-from lorapilot.engine.families.loading import ModelLoadError
 from lorapilot.engine.run_setup import prepare_run
-from lorapilot.spec import load_spec
+from lorapilot.spec import SpecError, load_spec
 from lorapilot.testing.datasets import write_demo_images
 from lorapilot.testing.interruptions import SimulatedCrashError, crash_at
 
@@ -167,9 +166,11 @@ def test_the_guides_flux_block_trains_with_a_local_model(workspace):
 def test_quantize_without_a_gpu_is_a_clear_error(make_spec, workspace):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the quantised runs are tested below")
-    spec = make_spec("flux-dev", name="nf4-cpu", model={"quantize": "nf4"}, training={"max_steps": 1})
-    with pytest.raises(ModelLoadError, match=r"model\.quantize: nf4 needs a CUDA GPU"):
-        train(spec, workspace, show_progress=False)
+    with pytest.raises(
+        SpecError, match=r"model\.quantize: bitsandbytes quantises the weights on a CUDA GPU"
+    ) as err:
+        make_spec("flux-dev", name="nf4-cpu", model={"quantize": "nf4"}, training={"max_steps": 1})
+    assert "quantize: float8" in str(err.value)  # the fix
 
 
 @pytest.mark.gpu
