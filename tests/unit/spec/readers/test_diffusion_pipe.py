@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 SDXL = "/workspace/models/stable-diffusion-xl-base-1.0"
 SCHNELL = "/workspace/models/diffusers/FLUX.1-schnell"
@@ -73,15 +74,22 @@ def test_epochs_with_max_steps_keeps_both(validate, guide_workspace, tmp_path):
     assert "whichever ends first" in result.err
 
 
-@pytest.mark.parametrize(
-    ("dtype", "quantize"), [("float8", "float8"), ("float8_e5m2", "float8"), ("nf4", "nf4")]
-)
+@pytest.mark.parametrize(("dtype", "quantize"), [("float8", "float8"), ("float8_e5m2", "float8")])
 def test_transformer_dtype_quantises_and_keeps_the_compute_dtype(
     dtype, quantize, validate, guide_workspace, tmp_path
 ):
     main = _main(_flux(f"transformer_dtype = '{dtype}'\n"))
     model = _validate(validate, guide_workspace, tmp_path, main).spec["model"]
     assert (model["quantize"], model["weight_dtype"]) == (quantize, "bf16")
+
+
+def test_transformer_dtype_nf4_is_bitsandbytes_nf4_which_needs_cuda(validate, guide_workspace, tmp_path):
+    main = _main(_flux("transformer_dtype = 'nf4'\n"))
+    result = _validate(validate, guide_workspace, tmp_path, main)
+    if torch.cuda.is_available():
+        assert result.spec["model"]["quantize"] == "nf4"
+    else:
+        assert result.rc != 0 and "quantize" in result.err and "float8" in result.err
 
 
 @pytest.mark.parametrize(
