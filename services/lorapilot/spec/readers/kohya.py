@@ -32,6 +32,8 @@ GUIDE_SECTIONS = ("model", "training", "network", "dataset", "sample", "save", "
 # Names only the guide's blocks use (sd-scripts has none of them): a flat file with one is a guide block.
 GUIDE_KEYS = {"steps", "epochs", "batch_size", "network_type", "family", "lowvram", "low_vram", "lr_end"}
 GUIDE_KEYS |= {"warmup_steps", "trigger_word"}
+# The option tables, by where sd-scripts reads them (the options page and the contract test).
+TABLES = {"training arguments": TABLE, "dataset config": kohya_dataset.table()}
 
 
 def detect(doc: Mapping[str, Any]) -> bool:

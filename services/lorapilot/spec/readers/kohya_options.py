@@ -16,7 +16,7 @@ _MEMORY = "memory use is planned by the engine"
 _HUB = "LoRAs stay in the workspace; nothing is uploaded"
 _METADATA = "the LoRA file's metadata is written by LoRA Pilot (ss_* and modelspec.*)"
 _VALIDATION = "validation splits"
-_DEEPSPEED = "DeepSpeed (one process per GPU; multi-GPU runs go through the cluster backend)"
+_DEEPSPEED = "DeepSpeed (LoRA Pilot runs one process per GPU)"
 _HUBER = "only used with loss_type huber or smooth_l1, which LoRA Pilot does not do"
 
 IGNORED: dict[str, str] = {
