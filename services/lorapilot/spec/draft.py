@@ -162,6 +162,17 @@ Handler = Callable[[Draft, Any, str], None]
 Rule = To | Ignored | Unsupported | Handler
 
 
+def to_hint(key: str, what: str) -> Handler:
+    """An option read once the whole document is known (it depends on others): kept in
+    `draft.hints[key]` as (value, source); `what` says how, for the options page."""
+
+    def handle(draft: Draft, value: Any, source: str) -> None:
+        draft.hints[key] = (value, source)
+
+    handle.__doc__ = what
+    return handle
+
+
 def join(prefix: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{prefix}[{key}]"

@@ -24,6 +24,7 @@ from lorapilot.spec.draft import (
     join,
     one_of,
     section,
+    to_hint,
 )
 from lorapilot.spec.readers import aitoolkit_sample
 from lorapilot.spec.readers.kohya_args import optimizer_name
@@ -153,16 +154,6 @@ def _dtype(draft: Draft, value: Any, source: str) -> None:
     draft.hints["train_dtype"] = (dtype, source)
 
 
-def _flag_hint(name: str, what: str) -> Rule:
-    """A flag that only matters together with others; read once the job is done (`what` says how)."""
-
-    def handle(draft: Draft, value: Any, source: str) -> None:
-        draft.hints[f"aitk_{name}"] = (value, source)
-
-    handle.__doc__ = what
-    return handle
-
-
 def _train_unet(draft: Draft, value: Any, source: str) -> None:
     """true (the default) passes; false, training only the text encoder, is refused"""
     if value is False:
@@ -223,8 +214,10 @@ _SETTINGS_OF = {
 }
 
 EMA: dict[str, Rule] = {
-    "use_ema": _flag_hint("use_ema", "use_ema → `training.ema_decay` (ai-toolkit's default decay 0.999)"),
-    "ema_decay": _flag_hint("ema_decay", "use_ema → `training.ema_decay` (ai-toolkit's default decay 0.999)"),
+    "use_ema": to_hint("aitk_use_ema", "use_ema → `training.ema_decay` (ai-toolkit's default decay 0.999)"),
+    "ema_decay": to_hint(
+        "aitk_ema_decay", "use_ema → `training.ema_decay` (ai-toolkit's default decay 0.999)"
+    ),
     **refused("EMA feedback", {"use_feedback": False}),
     **refused("EMA parameter multipliers", {"param_multiplier": 1.0}),
 }
@@ -345,12 +338,12 @@ TRAIN: dict[str, Rule] = {
     "min_denoising_steps": _timestep_bound("min_timestep", 0),
     "max_denoising_steps": _timestep_bound("max_timestep", 999),
     "ema_config": nested(EMA),
-    "skip_first_sample": _flag_hint(
-        "skip_first_sample",
+    "skip_first_sample": to_hint(
+        "aitk_skip_first_sample",
         "off (ai-toolkit's default): `sample.at_start`, a baseline render before training",
     ),
     "force_first_sample": Ignored("it renders the baseline again when a run resumes; resumed runs do not"),
-    "disable_sampling": _flag_hint("disable_sampling", "→ `sample.every` 0 and no baseline render"),
+    "disable_sampling": to_hint("aitk_disable_sampling", "→ `sample.every` 0 and no baseline render"),
     "loss_type": only("mse", "only the mse loss is supported"),
     "auto_scale_batch_size": Ignored("the batch size stays at batch_size (ai-toolkit may lower it on OOM)"),
     **ignored(
@@ -439,12 +432,12 @@ MODEL: dict[str, Rule] = {
     "arch": _arch,
     **{flag: _legacy_flag(flag) for flag in families.alias_names(AITOOLKIT_FLAG)},
     "is_v_pred": To(("model", "v_parameterization")),
-    "quantize": _flag_hint(
-        "quantize",
+    "quantize": to_hint(
+        "aitk_quantize",
         "with quantize: `model.quantize` by qtype (qfloat8 → float8, qint8/uint8 → int8, qint4/uint4 → nf4)",
     ),
-    "qtype": _flag_hint(
-        "qtype",
+    "qtype": to_hint(
+        "aitk_qtype",
         "with quantize: `model.quantize` by qtype (qfloat8 → float8, qint8/uint8 → int8, qint4/uint4 → nf4)",
     ),
     "quantize_te": Ignored("text encoders are cached, then unloaded"),

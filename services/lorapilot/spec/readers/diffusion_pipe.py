@@ -22,6 +22,7 @@ from lorapilot.spec.draft import (
     join,
     one_of,
     section,
+    to_hint,
 )
 from lorapilot.spec.issues import SpecError
 from lorapilot.spec.readers.aitoolkit_options import dtype_name, only, refused
@@ -46,16 +47,6 @@ _QUANTIZED = {"float8": "float8", "float8_e4m3fn": "float8", "float8_e5m2": "flo
 
 
 _optimizer_type = one_of(_OPTIMIZERS)
-
-
-def _hint(name: str, what: str) -> Rule:
-    """An option read once the whole file is known (it depends on the model type or others)."""
-
-    def handle(draft: Draft, value: Any, source: str) -> None:
-        draft.hints[f"dp_{name}"] = (value, source)
-
-    handle.__doc__ = what
-    return handle
 
 
 def _model_type(draft: Draft, value: Any, source: str) -> None:
@@ -180,32 +171,32 @@ MODEL: dict[str, Rule] = {
     "single_file_path": Unsupported("separate component files; point diffusers_path at a full model"),
     "dtype": _dtype,
     "transformer_dtype": _transformer_dtype,
-    "timestep_sample_method": _hint(
-        "timestep_sample_method",
+    "timestep_sample_method": to_hint(
+        "dp_timestep_sample_method",
         _TIMESTEPS_DOC,
     ),
-    "sigmoid_scale": _hint("sigmoid_scale", "→ `training.logit_std` of the logit-normal sampler"),
-    "flux_shift": _hint(
-        "flux_shift",
+    "sigmoid_scale": to_hint("dp_sigmoid_scale", "→ `training.logit_std` of the logit-normal sampler"),
+    "flux_shift": to_hint(
+        "dp_flux_shift",
         _TIMESTEPS_DOC,
     ),
-    "shift": _hint(
-        "shift",
+    "shift": to_hint(
+        "dp_shift",
         _TIMESTEPS_DOC + ", `training.discrete_flow_shift`",
     ),
     "guidance": To(("training", "guidance_scale")),
     "unet_lr": To(("training", "unet_lr")),
-    "text_encoder_1_lr": _hint(
-        "text_encoder_1_lr",
+    "text_encoder_1_lr": to_hint(
+        "dp_text_encoder_1_lr",
         _TE_DOC,
     ),
-    "text_encoder_2_lr": _hint(
-        "text_encoder_2_lr",
+    "text_encoder_2_lr": to_hint(
+        "dp_text_encoder_2_lr",
         _TE_DOC,
     ),
     "min_snr_gamma": To(("training", "min_snr_gamma")),
-    "v_pred": _hint(
-        "v_pred", "→ `model.v_parameterization` (without diffusion-pipe's zero-terminal-SNR rescale)"
+    "v_pred": to_hint(
+        "dp_v_pred", "→ `model.v_parameterization` (without diffusion-pipe's zero-terminal-SNR rescale)"
     ),
     **refused("the debiased estimation loss", {"debiased_estimation_loss": False}),
     **refused("bypassing FLUX's guidance embedding", {"bypass_guidance_embedding": False}),
@@ -214,7 +205,7 @@ ADAPTER: dict[str, Rule] = {
     "type": only("lora", "only lora adapters"),
     "rank": To(("network", "dim")),
     "alpha": Unsupported("alpha: diffusion-pipe always trains with alpha = rank and refuses this key"),
-    "dtype": _hint("adapter_dtype", "the saved LoRA's dtype when save_dtype is unset"),
+    "dtype": to_hint("dp_adapter_dtype", "the saved LoRA's dtype when save_dtype is unset"),
     "dropout": To(("network", "dropout")),
     "init_from_existing": Unsupported("starting from an existing LoRA"),
     "fuse_adapters": Unsupported("fusing other LoRAs into the base before training"),
@@ -222,8 +213,8 @@ ADAPTER: dict[str, Rule] = {
     **refused("LoKr rank dropout", {"rank_dropout": 0.0}),
 }
 OPTIMIZER: dict[str, Rule] = {
-    "type": _hint(
-        "optimizer_type", "→ `training.optimizer` (adamw_optimi: with optimi's betas/eps defaults)"
+    "type": to_hint(
+        "dp_optimizer_type", "→ `training.optimizer` (adamw_optimi: with optimi's betas/eps defaults)"
     ),
     "lr": To(("training", "learning_rate")),
     "betas": _optimizer_arg("betas"),
