@@ -34,7 +34,15 @@ ENCODERS = {
     "sd15": {"text_encoder": "lora_te"},
     "sdxl": {"text_encoder": "lora_te1", "text_encoder_2": "lora_te2"},
 }
-ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+# sd-scripts' text-encoder targets: CLIPAttention and CLIPMLP of every layer.
+MODULES = (
+    "self_attn_q_proj",
+    "self_attn_k_proj",
+    "self_attn_v_proj",
+    "self_attn_out_proj",
+    "mlp_fc1",
+    "mlp_fc2",
+)
 
 
 def _lora_keys(workspace: Workspace, family: str, name: str, extra: str = "") -> set[str]:
@@ -51,13 +59,13 @@ def _layers(workspace: Workspace, family: str, encoder: str) -> int:
 
 
 @pytest.mark.parametrize("family", sorted(ENCODERS))
-def test_a_kohya_config_trains_every_clip_layers_attention_without_unet_only(family, conformance_workspace):
+def test_without_unet_only_every_clip_layers_attention_and_mlp_train(family, conformance_workspace):
     keys = _lora_keys(conformance_workspace, family, f"conf_kohya_te_{family}")
     assert any(k.startswith("lora_unet_") for k in keys)
     for encoder, prefix in ENCODERS[family].items():
         for layer in range(_layers(conformance_workspace, family, encoder)):
-            for proj in ATTENTION:
-                stem = f"{prefix}_text_model_encoder_layers_{layer}_self_attn_{proj}"
+            for module in MODULES:
+                stem = f"{prefix}_text_model_encoder_layers_{layer}_{module}"
                 assert f"{stem}.lora_down.weight" in keys, stem
 
 
