@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 from lorapilot.trainpilot.cli import main
 
@@ -62,4 +63,6 @@ def test_a_documented_config_trains_on_the_tiny_model(name, conformance_workspac
     config = conformance_workspace.root / "configs" / "conformance" / name
     rc, out, err = _run(capsys, "train", config, "--workspace", conformance_workspace.root)
     assert rc == 0, err[-3000:]
-    assert "LoRA:" in out
+    lora = Path(next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("LoRA:")))
+    with safe_open(str(lora), "pt") as handle:
+        assert any(key.endswith(("lora_up.weight", "lora_B.weight")) for key in handle.keys()), lora  # noqa: SIM118
