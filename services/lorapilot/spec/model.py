@@ -55,6 +55,11 @@ class ModelSpec(Section):
         description="frozen denoiser weights: int8/nf4 bitsandbytes (CUDA only), or float8 storage "
         "computed in the training dtype (any device)",
     )
+    transformer: str | None = Field(
+        None,
+        description="transformer file (original layout) that replaces the diffusers folder's own "
+        "(diffusion-pipe's transformer_path)",
+    )
     clip_l: str | None = Field(None, description="CLIP-L text encoder file of a split-file FLUX/SD3 model")
     clip_g: str | None = Field(None, description="CLIP-G text encoder file of a split-file SD3 model")
     t5xxl: str | None = Field(

@@ -186,6 +186,8 @@ class _Resolver:
         if isinstance(model.get("assistant_lora"), str):
             self._locate_assistant_lora(model)
         probed = self._locate_model(model, raw)
+        if isinstance(model.get("transformer"), str):
+            probed = self._locate_transformer(model, probed) or probed
         if model.get("family") is None:
             hint: tuple[Family, str] | None = self.draft.hints.get("family_hint")
             guess: tuple[Family, str] | None = self.draft.hints.get("family_guess")
@@ -334,6 +336,34 @@ class _Resolver:
             return raw if self.ws.resolve(raw).exists() else None
         except PathEscapeError:
             return raw
+
+    def _locate_transformer(self, model: dict[str, Any], folder: Family | None) -> Family | None:
+        """A transformer file that replaces the diffusers folder's own (diffusion-pipe's
+        transformer_path); the family is the file's, if the folder is of the same line."""
+        loc: NativePath = ("model", "transformer")
+        raw = model["transformer"]
+        if model.get("source") != "folder":
+            self.fail(loc, "replaces the transformer of a diffusers folder; model.path is not one", raw)
+            return None
+        try:
+            path = self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+            return None
+        model["transformer"] = str(path)
+        if not path.is_file() or path.suffix.lower() not in _SINGLE_FILE:
+            self.fail(loc, "not a .safetensors file" if path.exists() else "file not found", raw)
+            return None
+        found = probe_single_file(path)
+        if found is None or found.denoiser != "transformer":
+            self.fail(loc, "not the transformer file of a model family LoRA Pilot knows", raw)
+            return None
+        if folder is not None and not (
+            found.trusts(folder) or folder.trusts(found) or found.aliases == folder.aliases
+        ):
+            self.fail(loc, f"a {found.label} transformer cannot replace the {folder.label} model's", raw)
+            return None
+        return found
 
     def _locate_assistant_lora(self, model: dict[str, Any]) -> None:
         loc: NativePath = ("model", "assistant_lora")

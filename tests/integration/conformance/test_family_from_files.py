@@ -84,3 +84,46 @@ def test_a_transformer_file_alone_trains_with_comfyuis_component_files(
     lora = conformance_workspace.outputs / "native_flux_split" / "native_flux_split.safetensors"
     with safe_open(str(lora), framework="pt") as handle:
         assert handle.metadata()["modelspec.architecture"] == "flux-1-dev/lora"
+
+
+def test_diffusion_pipe_transformer_path_replaces_the_folders_transformer(conformance_workspace, capsys):
+    config = (
+        conformance_workspace.root
+        / "configs"
+        / "conformance"
+        / "diffusion_pipe"
+        / "flux_transformer_path.toml"
+    )
+    capsys.readouterr()
+    rc = main(["validate", str(config), "--workspace", str(conformance_workspace.root)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    model = yaml.safe_load(out)["model"]
+    # a FLUX.1-dev transformer over a schnell folder: the transformer file decides the family
+    assert model["family"] == "flux-dev" and model["transformer"].endswith(f"models/unet/{FLUX_DEV_FILE}")
+    rc = main(["train", str(config), "--workspace", str(conformance_workspace.root)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err[-3000:]
+    lora = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("LoRA:"))
+    with safe_open(lora, "pt") as handle:
+        assert handle.metadata()["modelspec.architecture"].startswith("flux-1-dev")
+
+
+def test_a_transformer_file_of_another_line_is_refused_by_name(conformance_workspace, capsys, tmp_path):
+    sd3_folder = "/workspace/models/diffusers/tiny-sd3"
+    source = (
+        conformance_workspace.root
+        / "configs"
+        / "conformance"
+        / "diffusion_pipe"
+        / "flux_transformer_path.toml"
+    )
+    text = source.read_text().replace("type = 'flux'", "type = 'sd3'")
+    text = text.replace("/workspace/models/diffusers/tiny-flux-schnell", sd3_folder)
+    config = source.with_name("sd3_with_flux_transformer.toml")
+    config.write_text(text)
+    capsys.readouterr()
+    rc = main(["validate", str(config), "--workspace", str(conformance_workspace.root)])
+    _, err = capsys.readouterr()
+    assert rc != 0
+    assert "transformer_path" in err and "cannot replace" in err

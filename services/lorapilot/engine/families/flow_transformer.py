@@ -49,7 +49,14 @@ class FlowTransformerFamily(FamilyAdapter):
             return self.split_file_components(spec, dtype, config_cache)
         kwargs: dict[str, Any] = {}
         quantization = quantization_config(spec, dtype)
-        if quantization is not None:
+        if spec.transformer is not None:
+            if quantization is not None:
+                raise ModelLoadError(
+                    f"model.quantize: quantising a transformer file ({spec.transformer}) is not supported; "
+                    "use quantize: float8 or none"
+                )
+            kwargs["transformer"] = self.transformer_from_file(Path(spec.transformer), dtype)
+        elif quantization is not None:
             self.refuse_quantized_single_file(spec)
             try:
                 kwargs["transformer"] = self.transformer_class.from_pretrained(
@@ -70,6 +77,10 @@ class FlowTransformerFamily(FamilyAdapter):
         """The components of a single-file model: the original-layout denoiser file and the
         components it bundles or the spec's component files (`split_files`)."""
         raise ModelLoadError(f"model.path: single-file {spec.family} checkpoints are not supported")
+
+    def transformer_from_file(self, path: Path, dtype: torch.dtype) -> torch.nn.Module:
+        """The denoiser from an original-layout file, for `model.transformer`."""
+        raise ModelLoadError(f"model.transformer: {self.family.label} transformer files are not supported")
 
     @staticmethod
     def refuse_quantized_single_file(spec: ModelSpec) -> None:

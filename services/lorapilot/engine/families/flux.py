@@ -52,20 +52,24 @@ DEV_SCHEDULER = {
 SCHNELL_SCHEDULER = {"shift": 1.0, "use_dynamic_shifting": False}
 
 
+def transformer_from_file(path: Path, dtype: torch.dtype, field: str = "path") -> FluxTransformer2DModel:
+    """A FLUX transformer from a BFL-layout file (a ComfyUI models/unet file or a full checkpoint)."""
+    source = split_files.denoiser_part(path, "model.diffusion_model.", field)
+    state = split_files.read_state(source)
+    return split_files.diffusers_model(
+        FluxTransformer2DModel, flux_config(state), flux_to_diffusers(state), dtype, source
+    )
+
+
 def split_file_components(spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> dict[str, Any]:
     """A FLUX pipeline's components from a BFL-layout transformer file plus clip_l, t5xxl and ae files
     (or the ones a full checkpoint bundles)."""
-    source = split_files.denoiser_part(Path(spec.path), "model.diffusion_model.")
-    state = split_files.read_state(source)
-    config = flux_config(state)
-    transformer = split_files.diffusers_model(
-        FluxTransformer2DModel, config, flux_to_diffusers(state), dtype, source
-    )
+    transformer = transformer_from_file(Path(spec.path), dtype)
     clip_part = split_files.part(spec, "clip_l", "tokenizer")
     t5_part = split_files.part(spec, "t5xxl", "tokenizer_2")
     clip = split_files.clip_text_encoder(clip_part, dtype, act="quick_gelu", projection=False)
     t5 = split_files.t5_text_encoder(t5_part, dtype)
-    scheduler = DEV_SCHEDULER if config["guidance_embeds"] else SCHNELL_SCHEDULER
+    scheduler = DEV_SCHEDULER if transformer.config.guidance_embeds else SCHNELL_SCHEDULER
     return {
         "transformer": transformer,
         "text_encoder": clip,
@@ -89,6 +93,9 @@ class Flux(FlowTransformerFamily):
         self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
     ) -> dict[str, Any]:
         return split_file_components(spec, dtype, config_cache)
+
+    def transformer_from_file(self, path: Path, dtype: torch.dtype) -> torch.nn.Module:
+        return transformer_from_file(path, dtype, "transformer")
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         names = (

@@ -70,14 +70,19 @@ def mmdit_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
+def transformer_from_file(path: Path, dtype: torch.dtype, field: str = "path") -> SD3Transformer2DModel:
+    """An SD3/SD3.5 MMDiT from a Stability-layout file (a models/unet file or a full checkpoint)."""
+    source = split_files.denoiser_part(path, _DIFFUSION_MODEL, field)
+    state = split_files.read_state(source)
+    config = mmdit_config(state)  # before converting: the converter empties `state`
+    converted = convert_sd3_transformer_checkpoint_to_diffusers(state)
+    return split_files.diffusers_model(SD3Transformer2DModel, config, converted, dtype, source)
+
+
 def split_file_components(spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> dict[str, Any]:
     """An SD3/SD3.5 pipeline's components from a Stability-layout file: the MMDiT, and the text
     encoders and VAE it bundles (all-in-one checkpoints) or the clip_l, clip_g, t5xxl, vae files."""
-    source = split_files.denoiser_part(Path(spec.path), _DIFFUSION_MODEL)
-    state = split_files.read_state(source)
-    config = mmdit_config(state)
-    converted = convert_sd3_transformer_checkpoint_to_diffusers(state)
-    transformer = split_files.diffusers_model(SD3Transformer2DModel, config, converted, dtype, source)
+    transformer = transformer_from_file(Path(spec.path), dtype)
     clip_l = split_files.part(spec, "clip_l", "tokenizer")
     clip_g = split_files.part(spec, "clip_g", "tokenizer_2")
     t5 = split_files.part(spec, "t5xxl", "tokenizer_3")
@@ -108,6 +113,9 @@ class StableDiffusion3(FlowTransformerFamily):
         self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
     ) -> dict[str, Any]:
         return split_file_components(spec, dtype, config_cache)
+
+    def transformer_from_file(self, path: Path, dtype: torch.dtype) -> torch.nn.Module:
+        return transformer_from_file(path, dtype, "transformer")
 
     def load(self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path) -> LoadedModel:
         names = (

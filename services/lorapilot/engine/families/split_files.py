@@ -48,7 +48,7 @@ class Part:
     """Where one component's tensors are: the file, the prefix they carry in it, and the folders its
     tokenizer may be in."""
 
-    field: str  # the ModelSpec field that names it ("path" for the transformer)
+    field: str  # the ModelSpec field that names it ("path" or "transformer" for the denoiser)
     path: Path
     prefix: str = ""
     tokenizer_dirs: tuple[Path, ...] = ()
@@ -73,14 +73,14 @@ def part(spec: ModelSpec, field: str, tokenizer: str | None = None) -> Part:
     return Part(field, Path(named), "", (Path(named).with_suffix(""),))
 
 
-def denoiser_part(path: Path, prefix: str) -> Part:
+def denoiser_part(path: Path, prefix: str, field: str = "path") -> Part:
     """The denoiser's tensors of a single file: under `prefix` in a full checkpoint, else at the top
     (a ComfyUI models/unet file may carry either naming)."""
     try:
         keys = tensor_names(read_header(path))
     except (OSError, HeaderError) as exc:
-        raise ModelLoadError(f"model.path: cannot read {path}: {exc}") from exc
-    return Part("path", path, prefix if any(k.startswith(prefix) for k in keys) else "")
+        raise ModelLoadError(f"model.{field}: cannot read {path}: {exc}") from exc
+    return Part(field, path, prefix if any(k.startswith(prefix) for k in keys) else "")
 
 
 def read_state(source: Part) -> dict[str, torch.Tensor]:
@@ -88,7 +88,7 @@ def read_state(source: Part) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(source.path), framework="pt") as handle:
             keys = [key for key in handle.keys() if key.startswith(source.prefix)]  # noqa: SIM118
-            if source.field == "path":  # the denoiser: not the components a checkpoint bundles
+            if source.field in ("path", "transformer"):  # the denoiser, not what a checkpoint bundles
                 keys = [key for key in keys if not key.startswith(tuple(BUNDLED_PREFIXES.values()))]
             state = {key[len(source.prefix) :]: handle.get_tensor(key) for key in keys}
     except (OSError, SafetensorError) as exc:

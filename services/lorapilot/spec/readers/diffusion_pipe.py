@@ -163,7 +163,7 @@ MODEL: dict[str, Rule] = {
     "type": _model_type,
     "diffusers_path": To(("model", "path")),
     "checkpoint_path": To(("model", "path")),
-    "transformer_path": Unsupported("a separate transformer file; point diffusers_path at a full model"),
+    "transformer_path": To(("model", "transformer")),
     "llm_path": Unsupported("separate LLM text encoders"),
     "ckpt_path": Unsupported("separate component files; point diffusers_path at a full model"),
     "vae_path": Unsupported("separate component files; point diffusers_path at a full model"),
