@@ -110,6 +110,24 @@ def write_flux_split_files(
     return paths
 
 
+def write_flux_all_in_one(folder: Path, path: Path) -> Path:
+    """The tiny FLUX model in `folder` as one checkpoint as ComfyUI saves it: the BFL transformer under
+    `model.diffusion_model.`, CLIP-L and T5 under `text_encoders.<name>.transformer.`, the VAE under
+    `first_stage_model.`; the tokenizers in a folder named like the file."""
+    state = {f"model.diffusion_model.{k}": v for k, v in flux_transformer_bfl(folder).items()}
+    state |= {f"first_stage_model.{k}": v for k, v in ae_ldm(folder).items()}
+    for field, (subfolder, tokenizer) in {
+        "clip_l": ("text_encoder", "tokenizer"),
+        "t5xxl": ("text_encoder_2", "tokenizer_2"),
+    }.items():
+        encoder = _load(folder, subfolder)
+        if "shared.weight" not in encoder:
+            encoder = clip_to_ldm(encoder)
+        state |= {f"text_encoders.{field}.transformer.{k}": v for k, v in encoder.items()}
+        _with_tokenizer(folder, tokenizer, path.with_suffix("") / field)
+    return _save(state, path)
+
+
 def _swap_halves(tensor: torch.Tensor) -> torch.Tensor:
     """(shift, scale) ↔ (scale, shift) of an output modulation, the same swap both ways."""
     first, second = tensor.chunk(2, dim=0)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from safetensors import safe_open
 
+from lorapilot.testing.split_files import write_flux_all_in_one
 from lorapilot.trainpilot.cli import main
 
 from .conftest import FLUX_DEV_FILE
@@ -127,3 +128,36 @@ def test_a_transformer_file_of_another_line_is_refused_by_name(conformance_works
     _, err = capsys.readouterr()
     assert rc != 0
     assert "transformer_path" in err and "cannot replace" in err
+
+
+def test_a_flux_all_in_one_checkpoint_trains_without_component_files(
+    conformance_workspace, tiny_models, capsys, tmp_path
+):
+    checkpoint = conformance_workspace.models / "checkpoints" / "flux1-tiny-all-in-one.safetensors"
+    write_flux_all_in_one(tiny_models["flux-dev"], checkpoint)
+    config = tmp_path / "all_in_one.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "spec_version": 1,
+                "model": {"path": "/workspace/models/checkpoints/flux1-tiny-all-in-one.safetensors"},
+                "network": {"dim": 4, "alpha": 4},
+                "datasets": [{"folder": "person", "resolutions": [64], "bucket": {"enabled": False}}],
+                "training": {"max_steps": 1, "batch_size": 1, "mixed_precision": "no"},
+                "output": {"name": "conf_flux_all_in_one"},
+            }
+        )
+    )
+    capsys.readouterr()
+    rc = main(["validate", str(config), "--workspace", str(conformance_workspace.root)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    model = yaml.safe_load(out)["model"]
+    assert (model["family"], model["source"]) == ("flux-dev", "single_file")
+    assert not (model["clip_l"] or model["t5xxl"] or model["vae"])  # all inside the checkpoint
+    rc = main(["train", str(config), "--workspace", str(conformance_workspace.root)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err[-3000:]
+    assert (
+        conformance_workspace.outputs / "conf_flux_all_in_one" / "conf_flux_all_in_one.safetensors"
+    ).is_file()
