@@ -287,3 +287,24 @@ def test_a_dataset_config_replaces_the_folder_arguments_as_in_sd_scripts(validat
     assert [Path(d["folder"]).name for d in result.spec["datasets"]] == ["2_concept_b"]
     assert result.spec["training"]["balance_reg"] is False
     assert "reg_data_dir: ignored: dataset_config is given" in result.err
+
+
+def test_prompts_without_options_render_at_sd_scripts_sample_defaults(validate, guide_workspace, tmp_path):
+    (tmp_path / "prompts.txt").write_text("a cat\na dog --w 768 --s 12\n")
+    text = (
+        SD15 + DATA + 'resolution = "1024,1024"\nsample_prompts = "prompts.txt"\nsample_every_n_steps = 50\n'
+    )
+    sample = validate(write(tmp_path, text), workspace=guide_workspace).spec["sample"]
+    assert (sample["width"], sample["height"], sample["steps"], sample["guidance_scale"]) == (
+        512,
+        512,
+        30,
+        7.5,
+    )
+    assert sample["prompts"][1] == {"text": "a dog", "width": 768, "steps": 12}  # a line's own options win
+    flux = text.replace(
+        SD15, 'pretrained_model_name_or_path = "/workspace/models/diffusers/FLUX.1-schnell"\n'
+    )
+    flux += 'network_module = "networks.lora_flux"\n'
+    flux_sample = validate(write(tmp_path, flux), workspace=guide_workspace).spec["sample"]
+    assert (flux_sample["steps"], flux_sample["guidance_scale"]) == (20, 3.5)

@@ -119,6 +119,22 @@ def _balance_reg(draft: Draft) -> None:
             return
 
 
+def _sample_defaults(draft: Draft, flux_script: bool) -> None:
+    """sd-scripts renders a prompt without --w/--h/--s/--l at 512×512, 30 steps and CFG 7.5 (FLUX:
+    20 steps, guidance 3.5), whatever the training resolution."""
+    if not draft.get(("sample", "prompts")):
+        return
+    steps, scale = (20, 3.5) if flux_script else (30, 7.5)
+    for name, value in (("width", 512), ("height", 512), ("steps", steps), ("guidance_scale", scale)):
+        if draft.get(("sample", name)) is None:
+            draft.put(("sample", name), value, f"sample_prompts (sd-scripts default {name})")
+    draft.notice(
+        "sample_prompts",
+        f"prompts without their own options render at 512×512, {steps} steps, "
+        f"scale {scale} (sd-scripts' defaults)",
+    )
+
+
 def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
     """What sd-scripts does with the options a file leaves out, where LoRA Pilot's default differs."""
     flux_script = flat.get("network_module", (None,))[0] == FLUX_SCRIPT
@@ -132,6 +148,7 @@ def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
     for option, difference in FLUX_DIFFERENCES.items() if flux_script else ():
         if option not in flat:
             draft.notice(option, f"not set: {difference}")
+    _sample_defaults(draft, flux_script)
     _weight_dtype(draft)
     if draft.get(("training", "seed")) is None:
         draft.notice("seed", "not set: sd-scripts would draw a random seed; 42 is used, so that runs repeat")
