@@ -245,10 +245,8 @@ class _Resolver:
         if isinstance(raw, str) and raw:
             if name == "vae":
                 return  # checked by _locate_vae
-            try:
-                path = self.ws.resolve(raw)
-            except PathEscapeError as exc:
-                self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+            path = self._model_file(loc, raw)
+            if path is None:
                 return
             model[name] = str(path)
             if not path.is_file():
@@ -298,10 +296,8 @@ class _Resolver:
                 hint="models live under /workspace/models/",
             )
             return None
-        try:
-            path = self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+        path = self._model_file(loc, raw)
+        if path is None:
             return None
         model["path"] = str(path)
         if not path.exists():
@@ -337,6 +333,16 @@ class _Resolver:
         except PathEscapeError:
             return raw
 
+    def _model_file(
+        self, loc: NativePath, raw: str, hint: str = "models live under /workspace/models/"
+    ) -> Path | None:
+        """`raw` resolved in the workspace, or an issue at `loc` when it leaves it."""
+        try:
+            return self.ws.resolve(raw)
+        except PathEscapeError as exc:
+            self.fail(loc, str(exc), raw, hint=hint)
+            return None
+
     def _locate_transformer(self, model: dict[str, Any], folder: Family | None) -> Family | None:
         """A transformer file that replaces the diffusers folder's own (diffusion-pipe's
         transformer_path); the family is the file's, if the folder is of the same line."""
@@ -345,10 +351,8 @@ class _Resolver:
         if model.get("source") != "folder":
             self.fail(loc, "replaces the transformer of a diffusers folder; model.path is not one", raw)
             return None
-        try:
-            path = self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(loc, str(exc), raw, hint="models live under /workspace/models/")
+        path = self._model_file(loc, raw)
+        if path is None:
             return None
         model["transformer"] = str(path)
         if not path.is_file() or path.suffix.lower() not in _SINGLE_FILE:
@@ -370,10 +374,8 @@ class _Resolver:
         raw = model["assistant_lora"]
         if self._local_candidate(raw) is None and _HUB_ID.match(raw):
             return
-        try:
-            path = self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(loc, str(exc), raw, hint="LoRAs live under /workspace/models/loras/")
+        path = self._model_file(loc, raw, hint="LoRAs live under /workspace/models/loras/")
+        if path is None:
             return
         model["assistant_lora"] = str(path)
         problem = safetensors_header.lora_file_problem(path)
