@@ -133,7 +133,11 @@ def _refuse(status: int, message: str, next_url: str, retry_after: float | None 
 
 
 def _safe_next(value: str | None) -> str:
-    """Only same-site paths: `//evil.example` or `https://…` would make the login an open redirect."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
+    """Only same-site paths: `//evil.example` or `https://…` would make the login an open redirect.
+    Browsers drop tabs and newlines (`/<tab>/evil.example` becomes `//evil.example`), and in a
+    Location header they would split it, so no whitespace or control characters either."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "/"
+    return value

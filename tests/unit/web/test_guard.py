@@ -125,3 +125,12 @@ def test_responses_carry_security_headers(app):
     reply = app.test_client().get("/login")
     assert "frame-ancestors 'self'" in reply.headers["Content-Security-Policy"]
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("next_url", ["/\t/evil.example", "/\n/x", "/\r\nX-Injected: 1", "/ /evil.example"])
+def test_login_never_redirects_to_a_path_browsers_read_as_another_site(app, next_url):
+    client = app.test_client()
+    assert client.get("/login", query_string={"next": next_url}).status_code == 200
+    token = _login_token(client)
+    reply = client.post("/login", data={"password": "open sesame", "csrf_token": token, "next": next_url})
+    assert reply.status_code == 302 and reply.headers["Location"] == "/"
