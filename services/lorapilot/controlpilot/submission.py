@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from lorapilot.spec import DIALECTS, LoadedSpec, SpecError, SpecIssue, load_spec
+from lorapilot.spec.model import check_run_name
 from lorapilot.spool import Job, JobRecord, Spool
 from lorapilot.web.bodies import RequestBody
 from lorapilot.workspace import Workspace
@@ -49,6 +50,12 @@ class Request(RequestBody):
         if not isinstance(value, str):
             raise ValueError(f"expected text, found {value!r}")
         return value if info.field_name == "config" else value.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str | None) -> str | None:
+        # It names the run's folder and LoRA file: never a path (`/tmp/x`, `../config/…`).
+        return None if value is None else check_run_name(value)
 
     @field_validator("config_format", mode="before")
     @classmethod
@@ -141,8 +148,8 @@ def _pasted_file(workspace: Workspace, request: Request) -> Iterator[Path | None
     suffix = request.config_format or _detect_format(request.config)
     folder = Path(tempfile.mkdtemp(prefix="pasted-", dir=workspace.tmp))
     try:
-        # the file name is the run name when neither the config nor the request names one
-        path = folder / f"{request.name or 'pasted'}.{suffix}"
+        # a fixed name inside the private folder: the request's name reaches load_spec as --name does
+        path = folder / f"pasted.{suffix}"
         path.write_text(request.config, encoding="utf-8")
         yield path
     finally:
@@ -164,5 +171,5 @@ def _whole(value: Any) -> int:
     """A whole number as JSON or a form field sends it (`3`, `"3"`)."""
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e309 is infinity
         raise ValueError(f"expected a whole number, found {value!r}") from None

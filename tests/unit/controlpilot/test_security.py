@@ -73,3 +73,25 @@ def test_pages_render_for_a_logged_in_user(session):
     assert session.call("GET", "/assets/controlpilot.js").status_code == 200
     assert session.call("GET", "/assets/other.js").status_code == 404
     assert "http" not in session.call("GET", "/").text.split("<body")[0].replace("http-equiv", "")
+
+
+def test_a_request_name_is_a_run_name_never_a_path(session, ws, tmp_path):
+    outside = tmp_path / "outside-the-workspace"
+    profile = ws.config / "profiles" / "quick_test.yaml"
+    before = profile.read_bytes() if profile.exists() else None
+    config = "model:\n  pretrained_model_name_or_path: runwayml/stable-diffusion-v1-5\n"
+    for path in ("/api/jobs/validate", "/api/jobs"):
+        for name in (str(outside), "../../../config/profiles/quick_test", "../missing/folder/x"):
+            reply = session.call("POST", path, json={"config": config, "dataset": "demo", "name": name})
+            assert reply.status_code == 400, (path, name, reply.status_code)
+            assert "name" in reply.get_data(as_text=True)
+    assert not outside.exists()
+    assert (profile.read_bytes() if profile.exists() else None) == before
+    assert not list(ws.job_dir("incoming").iterdir())
+
+
+def test_an_infinite_priority_or_gpu_count_is_a_bad_request(session):
+    for field in ("priority", "gpus"):
+        body = f'{{"profile": "quick_test", "dataset": "demo", "{field}": 1e309}}'
+        reply = session.call("POST", "/api/jobs/validate", data=body, content_type="application/json")
+        assert reply.status_code == 400 and field in reply.get_data(as_text=True)
