@@ -10,6 +10,30 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Fuzz budget (tests marked `fuzz`): the same examples on every CI run, so a red run reproduces;
+# `scripts/fuzz --examples N` runs the same properties with fresh random examples and a larger N.
+FUZZ_EXAMPLES = int(os.environ.get("LORAPILOT_FUZZ_EXAMPLES", "200"))
+settings.register_profile(
+    "ci",
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "long",
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=False,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("LORAPILOT_FUZZ_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 
