@@ -37,6 +37,11 @@ def guide_workspace(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[
     shutil.copytree(tiny_models["sd15"], ws.models / "stable-diffusion-v1-5")
     shutil.copytree(tiny_models["sdxl"], ws.models / "stable-diffusion-xl-base-1.0")
     shutil.copytree(tiny_models["flux-schnell"], ws.models / "diffusers" / "FLUX.1-schnell")
+    # docs/user-guide.md keeps its own examples' models where the workspace README says: models/diffusers/
+    (ws.models / "diffusers" / "stable-diffusion-xl-base-1.0").symlink_to(
+        ws.models / "stable-diffusion-xl-base-1.0"
+    )
+    shutil.copytree(tiny_models["flux-dev"], ws.models / "diffusers" / "FLUX.1-dev")
     return ws
 
 
