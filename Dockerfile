@@ -18,6 +18,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/venv/bin:$PATH \
     LORAPILOT_WORKSPACE=/workspace \
     LORAPILOT_SKELETON=/opt/lorapilot/workspace_skel \
+    LORAPILOT_DOCS=/opt/lorapilot/docs \
     HF_HOME=/workspace/cache/huggingface
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -50,10 +51,12 @@ RUN if [ "${WITH_COMFYUI}" = "1" ]; then \
         && pip install -r /opt/ComfyUI/requirements.txt "torch==${TORCH_VERSION}" --extra-index-url "${TORCH_INDEX}"; \
     fi
 
-# The package itself, the supervisor configuration, the workspace skeleton and the entrypoint.
+# The package itself, the supervisor configuration, the workspace skeleton, the docs ControlPilot
+# serves at /docs/ (LORAPILOT_DOCS) and the entrypoint.
 COPY services ./services
 COPY supervisord.conf ./
 COPY workspace_skel ./workspace_skel
+COPY docs ./docs
 COPY docker/entrypoint.sh /usr/local/bin/lorapilot-entrypoint
 RUN pip install --no-deps . \
     && chmod 0755 /usr/local/bin/lorapilot-entrypoint \

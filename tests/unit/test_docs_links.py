@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lorapilot.controlpilot.docs import heading_id
+
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -27,9 +29,9 @@ def links(page: Path) -> list[str]:
 
 
 def anchors(page: Path) -> set[str]:
-    """GitHub's ids for the headings of `page`: lower case, punctuation dropped, spaces as hyphens."""
+    """The ids of the headings of `page`, as GitHub and ControlPilot's /docs/ give them."""
     headings = re.findall(r"^#{1,6} (.+)$", _without_code_blocks(page.read_text(encoding="utf-8")), re.M)
-    return {re.sub(r"[^\w\- ]", "", h.replace("`", "").strip().lower()).replace(" ", "-") for h in headings}
+    return {heading_id(heading) for heading in headings}
 
 
 def test_there_are_pages_and_links_to_check():

@@ -11,6 +11,7 @@ from lorapilot.controlpilot import (
     comfy_actions,
     comfy_settings,
     compare,
+    docs,
     jobs,
     models,
     monitor,
@@ -46,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None, workspace: Workspace |
     services.init_app(app)
     models.init_app(app)
     pages.init_app(app)
+    docs.init_app(app)
     app.register_error_handler(SpoolError, _spool_error)
     app.register_error_handler(SpecError, _spec_error)
     return app

@@ -49,6 +49,14 @@ def test_the_entrypoint_and_the_image_agree_on_paths():
     assert done.returncode == 0
 
 
+def test_the_image_ships_the_docs_controlpilot_serves():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "WORKDIR /opt/lorapilot" in dockerfile and "COPY docs ./docs" in dockerfile
+    assert "LORAPILOT_DOCS=/opt/lorapilot/docs" in dockerfile
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not {"docs", "docs/", "*.md", "**/*.md"} & set(ignored)
+
+
 def test_supervisord_has_no_http_control_server():
     parser = configparser.RawConfigParser()
     parser.read(REPO / "supervisord.conf")
