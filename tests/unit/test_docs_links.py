@@ -67,4 +67,9 @@ def test_every_relative_link_opens_a_file_of_the_repository(page: Path):
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_no_page_refers_to_files_outside_the_repository(page: Path):
-    assert "../shared" not in page.read_text(encoding="utf-8")
+    """Not in links, nor in code spans: a clone has only the repository (no team notes beside it)."""
+    for mention in re.findall(r"(?:\.\./)+[\w./-]*", page.read_text(encoding="utf-8")):
+        target = (page.parent / mention).resolve()
+        assert target == REPO or REPO in target.parents, (
+            f"{page.name} refers to {mention}, outside the repository"
+        )
