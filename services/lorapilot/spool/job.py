@@ -8,6 +8,7 @@ which runs under its file name with default queue options.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 ENVELOPE_KEY = "trainpilot_job"
 JOB_SUFFIXES = (".yaml", ".yml", ".toml")
+# A job id (its file name's stem) must leave room for `<id>.error`, `<id>.cancel` and the daemon's
+# `.<id>.result.json` in a file name (255 bytes); a longer one is shortened when the file moves.
+MAX_ID_BYTES = 200
 
 
 class JobState(StrEnum):
@@ -177,6 +181,11 @@ def read_record(path: Path, state: JobState) -> JobRecord:
     went wrong (one bad file must never hold the queue). OSError: the file is gone (moved meanwhile)."""
     job_id = path.stem
     try:
+        if len(os.fsencode(job_id)) > MAX_ID_BYTES:
+            issue = SpecIssue(
+                "(file name)", f"longer than {MAX_ID_BYTES} bytes", path.name, hint="give it a shorter name"
+            )
+            raise InvalidJobError([issue])
         job, plain = read_job(path)
     except InvalidJobError as exc:
         problem = exc.render()

@@ -27,6 +27,7 @@ from lorapilot.spec.issues import did_you_mean
 from lorapilot.spool.errors import JobNotFoundError, NameTakenError, WrongStateError
 from lorapilot.spool.job import (
     JOB_SUFFIXES,
+    MAX_ID_BYTES,
     SPOOL_STATES,
     Job,
     JobRecord,
@@ -39,9 +40,6 @@ from lorapilot.workspace import PathEscapeError, Workspace
 
 log = logging.getLogger(__name__)
 ERROR_SUFFIX = ".error"  # failed/<id>.error: why the job failed, for people and ControlPilot
-# A job id (its file name's stem) longer than this is shortened when the file moves: `<id>.error` and
-# the daemon's `.<id>.result.json` must still fit in a file name (255 bytes).
-MAX_ID_BYTES = 200
 CANCEL_SUFFIX = ".cancel"  # running/<id>.cancel: a cancel request for a job a daemon is running
 
 
@@ -257,7 +255,8 @@ class Spool:
             text = error.rstrip() + "\n"
             write_atomic(target.with_suffix(ERROR_SUFFIX), text.encode("utf-8", "backslashreplace"))
         path = self._move(record.path, state, target)
-        self.cancel_marker(record.id).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # an id too long for a marker never had one
+            self.cancel_marker(record.id).unlink(missing_ok=True)
         claim.release()
         return replace(record, id=path.stem, state=state, path=path)
 
