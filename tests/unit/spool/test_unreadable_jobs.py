@@ -112,14 +112,16 @@ def test_an_unreadable_file_in_a_terminal_folder_is_shown_and_left_alone(spool, 
     assert (spool.folder(state) / "odd name.yaml").is_file()
 
 
-def test_a_long_file_name_still_gets_its_error_file(spool):
+@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.RUNNING])
+def test_a_file_name_too_long_for_its_error_file_fails_under_a_shorter_one(spool, state):
     """`<id>.error` is one byte longer than `<id>.yaml`: a 250-byte stem must not lose its reason."""
     name = "x" * 250 + ".yml"
-    drop(spool, JobState.QUEUED, name, "created: 2024-02-30\n")
+    drop(spool, state, name, ENVELOPE.format(name="long"))
     (failed,) = Daemon(spool.ws).fail_unreadable()
     error = failed.path.with_suffix(".error")
     assert failed.path.parent == spool.folder(JobState.FAILED) and error.is_file()
-    assert "out of range" in spool.error_of(spool.find(failed.id))
+    assert failed.id.startswith("x" * 100) and len(failed.path.name) < 255
+    assert "give it a shorter name" in spool.error_of(spool.find(failed.id))
 
 
 def test_a_job_whose_spec_output_is_not_a_mapping_has_the_default_run_folder(spool):
