@@ -7,7 +7,7 @@ unless it says otherwise), `--name`, `--set key=value`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,14 @@ def load_spec(
         merged = merge(merged, layer)
     spec = finalize(merged, ws)
     return LoadedSpec(spec=spec, dialect=chosen, notices=merged.notices + preflight(spec))
+
+
+def spec_from_data(data: Mapping[str, Any], workspace: Workspace, *, file: str | None = None) -> TrainSpec:
+    """A TrainSpec from data in LoRA Pilot's own dialect that did not come from a config file (a job
+    file's `spec:`), checked exactly as a config is: every path must be inside the workspace."""
+    draft = Draft(file=file, workspace=workspace)
+    READERS["lorapilot"].read(data, draft)
+    return finalize(draft, workspace)
 
 
 def _name_from(path: Path) -> str:

@@ -30,7 +30,7 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # output.name, and
 
 def check_run_name(value: str) -> str:
     """`value` if it can name a run (its folder under outputs/ and its LoRA file), else ValueError."""
-    if not RUN_NAME.match(value):
+    if not RUN_NAME.fullmatch(value):  # match() would let a trailing newline through
         raise ValueError("use letters, digits, '.', '_' and '-' only (no slashes), at most 128 characters")
     return value
 

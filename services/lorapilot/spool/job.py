@@ -8,6 +8,7 @@ which runs under its file name with default queue options.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from lorapilot.spec import document
 from lorapilot.spec.issues import SpecError, SpecIssue, validation_issues
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 ENVELOPE_KEY = "trainpilot_job"
 JOB_SUFFIXES = (".yaml", ".yml", ".toml")
+# A job id (its file name's stem) must leave room for `<id>.error`, `<id>.cancel` and the daemon's
+# `.<id>.result.json` in a file name (255 bytes); a longer one is shortened when the file moves.
+MAX_ID_BYTES = 200
 
 
 class JobState(StrEnum):
@@ -68,7 +72,10 @@ class Job(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000, description="higher runs first; ties by submit time")
     gpus: int | Literal["all"] = Field(1, description="GPUs for the job; more than 1 trains data-parallel")
     submitted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    spec: dict[str, Any] | None = Field(None, description="the normalised TrainSpec (trainpilot validate)")
+    # JSON values only: a YAML date, set or !!binary in a spec is refused here, not by the JSON of an API
+    spec: dict[str, JsonValue] | None = Field(
+        None, description="the normalised TrainSpec (trainpilot validate)"
+    )
     profile: str | None = Field(None, description="without `spec`: profile to build the spec from")
     dataset: str | None = Field(None, description="without `spec`: dataset folder or name")
     overrides: list[str] = Field(default_factory=list, description="without `spec`: key=value overrides")
@@ -88,7 +95,11 @@ class Job(BaseModel):
     @field_validator("submitted_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        """In UTC, so every reader can show it in its local time (9999-12-31T23:59-12:00 cannot be)."""
+        try:
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        except OverflowError:
+            raise ValueError("is out of the range of dates") from None
 
     @classmethod
     def for_spec(
@@ -166,13 +177,25 @@ def job_id_of(path: Path) -> str | None:
 
 
 def read_record(path: Path, state: JobState) -> JobRecord:
-    """Read one job file; a malformed one becomes a record with `problem` set, never an exception."""
+    """Read one job file; one that cannot be read as a job becomes a record with `problem` set, whatever
+    went wrong (one bad file must never hold the queue). OSError: the file is gone (moved meanwhile)."""
     job_id = path.stem
     try:
+        if len(os.fsencode(job_id)) > MAX_ID_BYTES:
+            issue = SpecIssue(
+                "(file name)", f"longer than {MAX_ID_BYTES} bytes", path.name, hint="give it a shorter name"
+            )
+            raise InvalidJobError([issue])
         job, plain = read_job(path)
     except InvalidJobError as exc:
-        return JobRecord(job_id, state, path, None, problem=exc.render(), mtime=path.stat().st_mtime)
-    return JobRecord(job_id, state, path, job, plain=plain)
+        problem = exc.render()
+    except Exception as exc:  # a parser's own error: a YAML date that does not exist, a huge integer
+        why = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        issue = SpecIssue("(file)", f"cannot be read as a job: {why}", file=str(path))
+        problem = InvalidJobError([issue]).render()
+    else:
+        return JobRecord(job_id, state, path, job, plain=plain)
+    return JobRecord(job_id, state, path, None, problem=problem, mtime=path.stat().st_mtime)
 
 
 def read_job(path: Path) -> tuple[Job, bool]:
@@ -182,12 +205,16 @@ def read_job(path: Path) -> tuple[Job, bool]:
     except SpecError as exc:
         raise InvalidJobError(exc.issues) from None
     if ENVELOPE_KEY not in data:
-        job = Job(name=path.stem, submitted_at=datetime.fromtimestamp(path.stat().st_mtime, UTC))
-        if not RUN_NAME.match(path.stem):
-            raise InvalidJobError(
-                [SpecIssue("(file name)", "a config run as a job is named by its file name", path.name)]
+        if not RUN_NAME.fullmatch(path.stem):
+            issue = SpecIssue(
+                "(file name)",
+                "a config run as a job is named by its file name",
+                path.name,
+                file=str(path),
+                hint="rename it with letters, digits, '.', '_' and '-' only (no spaces), at most 128",
             )
-        return job, True
+            raise InvalidJobError([issue])
+        return Job(name=path.stem, submitted_at=datetime.fromtimestamp(path.stat().st_mtime, UTC)), True
     try:
         job = Job.model_validate(data)
     except ValidationError as exc:

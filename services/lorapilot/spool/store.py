@@ -27,6 +27,7 @@ from lorapilot.spec.issues import did_you_mean
 from lorapilot.spool.errors import JobNotFoundError, NameTakenError, WrongStateError
 from lorapilot.spool.job import (
     JOB_SUFFIXES,
+    MAX_ID_BYTES,
     SPOOL_STATES,
     Job,
     JobRecord,
@@ -45,9 +46,9 @@ CANCEL_SUFFIX = ".cancel"  # running/<id>.cancel: a cancel request for a job a d
 def try_lock(path: Path) -> int | None:
     """An fd holding the exclusive lock on the file now at `path`, or None if someone else holds
     it or the file moved away meanwhile."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, IsADirectoryError):
+    try:  # O_NONBLOCK: a FIFO dropped into the spool must not block the daemon in open()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:  # gone, a folder, a symlink loop, unreadable: not a file anyone can own
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -162,10 +163,11 @@ class Spool:
         job = record.job
         if job is None:
             return None
-        folder = (job.spec or {}).get("output", {}).get("folder") if isinstance(job.spec, dict) else None
+        output = (job.spec or {}).get("output")
+        folder = output.get("folder") if isinstance(output, dict) else None
         try:
             path = self.ws.resolve(folder) if isinstance(folder, str) else self.ws.output_dir(job.name)
-        except PathEscapeError:
+        except (PathEscapeError, OSError):  # outside the workspace, or not a usable path at all
             return None
         return path if self.ws.outputs in path.parents else None
 
@@ -229,7 +231,7 @@ class Spool:
         except OSError:
             os.close(fd)
             return None
-        return Claim(replace(record, state=JobState.RUNNING, path=path), fd)
+        return Claim(replace(record, id=path.stem, state=JobState.RUNNING, path=path), fd)
 
     def owned(self, record: JobRecord) -> bool:
         """Whether a process holds the job (a job in running/ that nobody holds waits to resume)."""
@@ -248,22 +250,34 @@ class Spool:
     def finish(self, claim: Claim, state: JobState, error: str | None = None) -> JobRecord:
         """Move an owned job to a terminal state (with the error for `failed/`) and release it."""
         record = claim.record
-        if error is not None:
-            write_atomic(self.folder(state) / f"{record.id}{ERROR_SUFFIX}", (error.rstrip() + "\n").encode())
-        path = self._move(record.path, state)
-        self.cancel_marker(record.id).unlink(missing_ok=True)
+        target = self._target(record.path, state)
+        if error is not None:  # first, so whoever sees the job in failed/ finds its reason too
+            text = error.rstrip() + "\n"
+            write_atomic(target.with_suffix(ERROR_SUFFIX), text.encode("utf-8", "backslashreplace"))
+        path = self._move(record.path, state, target)
+        with contextlib.suppress(OSError):  # an id too long for a marker never had one
+            self.cancel_marker(record.id).unlink(missing_ok=True)
         claim.release()
-        return replace(record, state=state, path=path)
+        return replace(record, id=path.stem, state=state, path=path)
 
-    def _move(self, path: Path, state: JobState) -> Path:
-        """Rename a job file (whose lock the caller holds) into another state's folder."""
+    def _target(self, path: Path, state: JobState) -> Path:
+        """Where a job file goes in another state's folder: its own name, unless that is taken (only
+        hand-made files can clash; a job is never overwritten) or too long to have an error file."""
         folder = self.folder(state)
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / path.name
-        if target.exists():  # only hand-made files can clash; never overwrite a job
-            target = folder / f"{path.stem}-{new_id()[-6:]}{path.suffix}"
+        stem = path.stem
+        while len(os.fsencode(stem)) > MAX_ID_BYTES:
+            stem = stem[:-1]
+        target = folder / f"{stem}{path.suffix}"
+        if stem != path.stem or target.exists():
+            target = folder / f"{stem}-{new_id()[-6:]}{path.suffix}"
+        return target
+
+    def _move(self, path: Path, state: JobState, target: Path | None = None) -> Path:
+        """Rename a job file (whose lock the caller holds) into another state's folder."""
+        target = target or self._target(path, state)
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(path, target)
-        fsync_dir(folder)
+        fsync_dir(target.parent)
         fsync_dir(path.parent)
         return target
 

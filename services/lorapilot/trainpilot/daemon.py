@@ -70,8 +70,12 @@ class Daemon:
     # engine imports bitsandbytes, which initialises CUDA, and a process forked after that cannot
     # use CUDA. spawn: a fresh interpreter per job (the default with GPUs).
     start_method: str | None = None
+    # While every slot is busy the queue is not read each tick; files that cannot be read as jobs are
+    # still failed within this many seconds.
+    unreadable_check_s: float = 2.0
     active: dict[str, Active] = field(default_factory=dict)
     stopping: bool = False
+    _unreadable_checked: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.spool = Spool(self.workspace)
@@ -152,9 +156,17 @@ class Daemon:
         return sorted(orphans, key=lambda r: r.queue_key()) + queued
 
     def _start_jobs(self) -> None:
-        if self.stopping or not self._free():
+        if self.stopping:
             return
-        for record in self._candidates():
+        if not self._free():
+            if time.monotonic() - self._unreadable_checked >= self.unreadable_check_s:
+                self.fail_unreadable()
+            return
+        candidates = self._candidates()
+        self.fail_unreadable(candidates)
+        for record in candidates:
+            if record.problem is not None:
+                continue  # another daemon is failing it
             free = self._free()
             if not free:
                 return
@@ -165,6 +177,22 @@ class Daemon:
             if claim is None:
                 continue  # another daemon has it
             self._guarded(self._begin, claim, free, need)
+
+    def fail_unreadable(self, records: list[JobRecord] | None = None) -> list[JobRecord]:
+        """Move every queued (or orphaned running) file that cannot be read as a job to failed/, with
+        the reason in failed/<id>.error. It needs no GPU, so it never waits for one; once in failed/ it
+        is not read again by the daemon, so it is logged once and never blocks the jobs behind it."""
+        self._unreadable_checked = time.monotonic()
+        if records is None:
+            records = self._candidates()
+        failed = []
+        for record in records:
+            if record.problem is None or record.id in self.active:
+                continue
+            claim = self.spool.adopt(record) if record.state is JobState.RUNNING else self.spool.claim(record)
+            if claim is not None:
+                failed.append(self._finish(claim, JobState.FAILED, f"invalid job: {record.problem}"))
+        return failed
 
     def _devices_needed(self, record: JobRecord) -> int | None:
         """GPUs the job asks for, or None when this daemon cannot run it (it fails with the reason)."""
@@ -287,7 +315,7 @@ class Daemon:
         error: str | None,
         folder: Path | None = None,
         result: WorkerResult | None = None,
-    ) -> None:
+    ) -> JobRecord:
         """Move the job to its terminal state. status.json is written first, so whoever sees the job
         in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless."""
         try:
@@ -295,6 +323,7 @@ class Daemon:
         finally:
             record = self.spool.finish(claim, state, error)
         log.info("job %s (%s) %s%s", record.id, record.name, state, f": {error}" if error else "")
+        return record
 
     def _update_status(
         self, folder: Path | None, state: JobState, error: str | None, result: WorkerResult | None

@@ -74,10 +74,14 @@ def log_path(view: dict[str, Any]) -> Path | None:
 
 
 def _local(stamp: str) -> str:
-    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """A time in the local zone; one that has none (year 1 west of UTC) is shown as written."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError):
+        return stamp
 
 
 def _duration(seconds: float) -> str:

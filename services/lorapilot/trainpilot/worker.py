@@ -19,16 +19,15 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from multiprocessing import reduction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from lorapilot.atomic_files import write_atomic
 from lorapilot.errors import LoraPilotError
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
-from lorapilot.spec.issues import validation_issues
+from lorapilot.spec.loader import spec_from_data
 from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, write_status
 from lorapilot.spool.job import read_record
 from lorapilot.spool.status import utcnow
@@ -167,14 +166,7 @@ class JobProcess:
         if record.plain:
             spec = load_spec(record.path, name=record.id, workspace=self.ws).spec
         elif job.spec is not None:
-            try:
-                spec = TrainSpec.model_validate(job.spec)
-            except ValidationError as exc:
-                raise SpecError(validation_issues(exc, prefix="spec", file=str(record.path))) from None
-            if spec.output.name != job.name:
-                raise SpecError(
-                    [SpecIssue("spec.output.name", f"must be the job's name {job.name!r}", spec.output.name)]
-                )
+            spec = envelope_spec(job.spec, job.name, self.ws, record.path)
         else:
             spec = load_spec(
                 None,
@@ -184,11 +176,11 @@ class JobProcess:
                 overrides=job.overrides,
                 workspace=self.ws,
             ).spec
-        folder = Path(spec.output.folder)
-        if self.ws.outputs not in folder.resolve().parents:
-            raise SpecError(
-                [SpecIssue("output.folder", "must be inside the workspace's outputs/", str(folder))]
-            )
+        folder = Path(spec.output.folder)  # resolved in the workspace by the spec's validation
+        if self.ws.outputs not in folder.parents:
+            where = self.ws.display(self.ws.outputs)
+            issue = SpecIssue("output.folder", f"must be a folder inside {where}/", str(folder))
+            raise SpecError([replace(issue, file=str(record.path))])
         if record.plain:  # an envelope's name was checked when it was submitted
             self.spool.check_name_free(spec.output.name, except_id=record.id)
         return spec
@@ -279,6 +271,24 @@ class JobProcess:
                 if time.monotonic() - self.last_write >= HEARTBEAT_S:
                     with contextlib.suppress(OSError):
                         self._write_status()
+
+
+def envelope_spec(data: dict[str, Any], name: str, workspace: Workspace, path: Path) -> TrainSpec:
+    """The spec a job envelope carries, validated by the same code as a config file (every dataset,
+    model and output path is checked against the workspace), its fields named as the file has them."""
+    try:
+        spec = spec_from_data(data, workspace, file=str(path))
+    except SpecError as exc:
+        raise SpecError([replace(issue, field=_in_spec(issue.field)) for issue in exc.issues]) from None
+    if spec.output.name != name:
+        issue = SpecIssue("spec.output.name", f"must be the job's name {name!r}", spec.output.name)
+        raise SpecError([replace(issue, file=str(path))])
+    return spec
+
+
+def _in_spec(field: str) -> str:
+    """A field of the spec as the job file spells it: under `spec:`."""
+    return "spec" if field.startswith("(") else f"spec.{field}"
 
 
 def _describe(exc: Exception) -> str:
