@@ -28,6 +28,7 @@ from lorapilot.spool.status import utcnow
 from lorapilot.spool.store import DaemonInfo
 from lorapilot.trainpilot import worker
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
+from lorapilot.trainpilot.temp_dir import trainer_temp_dir
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.trainpilot.daemon")
@@ -72,6 +73,7 @@ class Daemon:
     start_method: str | None = None
     active: dict[str, Active] = field(default_factory=dict)
     stopping: bool = False
+    temp_dir: Path | None = None  # TMPDIR of this daemon and its processes, inside the workspace
 
     def __post_init__(self) -> None:
         self.spool = Spool(self.workspace)
@@ -84,6 +86,11 @@ class Daemon:
     # -- the loop -----------------------------------------------------------------------------------
     def serve(self, on_tick: Callable[[], None] | None = None) -> None:
         self.workspace.ensure()
+        # Before the first training process starts: multiprocessing makes its temp folder then.
+        with trainer_temp_dir(self.workspace, socket_safe=True) as self.temp_dir:
+            self._serve(on_tick)
+
+    def _serve(self, on_tick: Callable[[], None] | None) -> None:
         registration = None
         if self.only is None:  # a foreground run serves one job; `run` must not wait on it as a daemon
             registration = self.spool.register_daemon(
@@ -192,6 +199,7 @@ class Daemon:
             result_path=str(result_path),
             devices=None if is_cpu(devices[0]) else ",".join(devices),
             processes=need,
+            temp_dir=str(self.temp_dir) if self.temp_dir is not None else None,
         )
         read_end, lifeline = os.pipe()
         try:

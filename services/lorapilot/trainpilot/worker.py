@@ -33,6 +33,7 @@ from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, 
 from lorapilot.spool.job import read_record
 from lorapilot.spool.status import utcnow
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
+from lorapilot.trainpilot.temp_dir import hold
 from lorapilot.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class StopRequests:
 def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> None:
     """Process entry point: train the job, write the result file, exit 0 (1 when it failed)."""
     del lock  # held open for the life of this process: the job stays owned while training runs
+    if assignment.temp_dir is not None:
+        hold(assignment.temp_dir)
     stop = StopRequests()
     stop.install()
     threading.Thread(target=_stop_with_daemon, args=(lifeline.fd,), daemon=True).start()
