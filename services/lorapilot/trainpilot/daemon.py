@@ -32,6 +32,7 @@ from lorapilot.trainpilot.temp_dir import trainer_temp_dir
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.trainpilot.daemon")
+FINISH_RETRY_S = 10.0  # a job that could not be moved to its end state (a full disk) is tried again
 CPU = "cpu"  # slots of a machine without GPUs are named cpu, cpu:1, cpu:2, ...
 
 
@@ -74,6 +75,9 @@ class Daemon:
     active: dict[str, Active] = field(default_factory=dict)
     stopping: bool = False
     temp_dir: Path | None = None  # TMPDIR of this daemon and its processes, inside the workspace
+    # Jobs whose move to their end state failed (a full disk), with the time of the next try; still
+    # owned, so no daemon resumes them meanwhile.
+    unfinished: list[tuple[Claim, JobState, str | None, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.spool = Spool(self.workspace)
@@ -131,6 +135,10 @@ class Daemon:
             time.sleep(seconds)
 
     def _tick(self) -> None:
+        for unfinished in list(self.unfinished):
+            if time.monotonic() >= unfinished[3]:
+                self.unfinished.remove(unfinished)
+                self._guarded(self._move_to_end, *unfinished[:3])
         for active in list(self.active.values()):
             if active.process.exitcode is not None:
                 self._guarded(self._settle, active)
@@ -297,11 +305,32 @@ class Daemon:
         result: WorkerResult | None = None,
     ) -> None:
         """Move the job to its terminal state. status.json is written first, so whoever sees the job
-        in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless."""
+        in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless.
+        A failed job's partial saves go first: its process has ended, and on a full disk that space
+        is what the status and the move need."""
+        folder = folder or self.spool.run_folder(claim.record)
+        if state is JobState.FAILED and folder is not None:
+            for path in RunFolder(folder, claim.record.name).remove_partial_saves():
+                log.info("job %s: removed the partial save %s", claim.record.id, path.name)
         try:
-            self._update_status(folder or self.spool.run_folder(claim.record), state, error, result)
-        finally:
+            self._update_status(folder, state, error, result)
+        except OSError as exc:  # a full disk: the move below still records the outcome
+            log.error("job %s: could not update its status.json: %s", claim.record.id, exc)
+        self._move_to_end(claim, state, error)
+
+    def _move_to_end(self, claim: Claim, state: JobState, error: str | None) -> None:
+        """The spool move (with the `.error` for failed/); on a full disk without the `.error` (the
+        reason is in status.json and this log), and when even that fails, again in a while."""
+        try:
             record = self.spool.finish(claim, state, error)
+        except OSError as exc:
+            if error is None:
+                log.error("job %s: could not move it to %s (%s); trying again", claim.record.id, state, exc)
+                self.unfinished.append((claim, state, error, time.monotonic() + FINISH_RETRY_S))
+                return
+            log.error("job %s: could not write its .error (%s): %s", claim.record.id, exc, error)
+            self._move_to_end(claim, state, None)
+            return
         log.info("job %s (%s) %s%s", record.id, record.name, state, f": {error}" if error else "")
 
     def _update_status(

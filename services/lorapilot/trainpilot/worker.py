@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lorapilot.atomic_files import write_atomic
+from lorapilot.engine.save_failure import SaveFailedError
 from lorapilot.errors import LoraPilotError
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
 from lorapilot.spec.issues import validation_issues
@@ -97,7 +98,10 @@ def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> Non
         result = job.run()
     except Interrupted as exc:
         result = job.result(Outcome.INTERRUPTED, error=str(exc))
-    result.write(Path(assignment.result_path))
+    try:
+        result.write(Path(assignment.result_path))
+    except OSError as exc:  # a full disk: the daemon reports a process that left no result
+        log.error("could not write the result file (%s): %s", exc, result.error or result.outcome)
     logging.shutdown()
     sys.exit(1 if result.outcome is Outcome.FAILED else 0)
 
@@ -237,6 +241,10 @@ class JobProcess:
                 )
             else:
                 result = train(spec, self.ws, self._progress, resume=True, show_progress=False)
+        except SaveFailedError as exc:
+            then = "resumes from it" if exc.previous else "runs it again"
+            retry = f"`trainpilot retry {self.record.name}` {then} once there is room"
+            return self.result(Outcome.FAILED, error=f"{exc}; {retry}")
         except LoraPilotError as exc:
             return self.result(Outcome.FAILED, error=str(exc))
         except Interrupted:
