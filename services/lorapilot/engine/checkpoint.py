@@ -54,22 +54,35 @@ def restore_rng(state: TrainerState, noise: torch.Generator, data: random.Random
 
 
 def save_state(folder: Path, state: TrainerState) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
+    """Write `state` beside `folder` and swap it in; a failed write (a full disk) removes what it
+    wrote and leaves the previous state as it was."""
+    tmp = partial_state(folder)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, tensors in state.lora.items():
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-            str(tmp / f"lora-{name}.safetensors"),
-        )
-    rest = {k: v for k, v in state.__dict__.items() if k != "lora"}
-    torch.save({"version": STATE_VERSION, "lora_sites": sorted(state.lora), **rest}, tmp / "trainer.pt")
+    try:
+        tmp.mkdir(parents=True)
+        for name, tensors in state.lora.items():
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                str(tmp / f"lora-{name}.safetensors"),
+            )
+        rest = {k: v for k, v in state.__dict__.items() if k != "lora"}
+        # Through a Python file: its OSError (ENOSPC, EFBIG) stays in the chain of torch's error.
+        with (tmp / "trainer.pt").open("wb") as handle:
+            torch.save({"version": STATE_VERSION, "lora_sites": sorted(state.lora), **rest}, handle)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def partial_state(folder: Path) -> Path:
+    """Where a state is written before it replaces `folder`; left only by a process killed mid-save."""
+    return folder.with_name(folder.name + ".tmp")
 
 
 def load_state(folder: Path) -> TrainerState | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 LORA_SUFFIX = ".safetensors"
+PARTIAL_SUFFIXES = (".tmp", ".partial")  # files being written: atomic_files and lora_export
 
 
 class SaveKind(Enum):
@@ -75,6 +77,24 @@ class RunFolder:
     @property
     def spec_json(self) -> Path:
         return self.root / "spec.json"
+
+    def partial_saves(self) -> list[Path]:
+        """What a save that did not finish left (state.tmp/, temporary files): a process killed mid-save."""
+        found = [self.root / "state.tmp"] if (self.root / "state.tmp").exists() else []
+        for folder in (self.root, self.state, self.logs):
+            if folder.is_dir():
+                found += [p for p in folder.iterdir() if p.is_file() and p.name.endswith(PARTIAL_SUFFIXES)]
+        return found
+
+    def remove_partial_saves(self) -> list[Path]:
+        """Remove them (only once no process writes this run); the paths removed."""
+        removed = self.partial_saves()
+        for path in removed:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return removed
 
     def create(self) -> RunFolder:
         for folder in (self.root, self.samples, self.logs):

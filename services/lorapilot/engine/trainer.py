@@ -33,6 +33,7 @@ from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
 from lorapilot.engine.run_setup import move, offload_vae, precision_on, prepare_run
 from lorapilot.engine.sampling import render_samples, sample_trigger
+from lorapilot.engine.save_failure import saving
 from lorapilot.engine.saving import LoraFileSpec, save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
 from lorapilot.spec.model import TrainSpec
@@ -87,6 +88,7 @@ class Trainer:
         self.adapter = adapter_for(spec.model.family)
         self.run_log: RunLog | None = None
         self.warnings: list[str] = []  # failed sample renders: reported, never fatal
+        self.last_save: str | None = None  # the state a retry resumes from, for a failed save's message
 
     # -- set-up ---------------------------------------------------------------------------------
     def run(self, *, resume: bool) -> RunResult:
@@ -101,6 +103,7 @@ class Trainer:
         start = 0
         if saved is not None:
             start = self._restore(saved)
+            self.last_save = f"state at step {start}"
             log.info("resuming at step %d of %d", start, self.total_steps)
         self.sampled_epochs = self.sampler.epochs_done
         if start == 0 and self.spec.sample.at_start and self.writes_outputs:
@@ -347,12 +350,16 @@ class Trainer:
         lora = None
         if by_step:
             meta = self._metadata(step)
-            lora = save_periodic(self.folder, SaveKind.STEP, step, components, metadata=meta, spec=file_spec)
+            with saving(f"the LoRA {self.folder.periodic_lora(step).name}", self.last_save):
+                lora = save_periodic(
+                    self.folder, SaveKind.STEP, step, components, metadata=meta, spec=file_spec
+                )
         if epoch is not None:
             meta = self._metadata(step, epoch)
-            path = save_periodic(
-                self.folder, SaveKind.EPOCH, epoch, components, metadata=meta, spec=file_spec
-            )
+            with saving(f"the LoRA {self.folder.periodic_lora(epoch, SaveKind.EPOCH).name}", self.last_save):
+                path = save_periodic(
+                    self.folder, SaveKind.EPOCH, epoch, components, metadata=meta, spec=file_spec
+                )
             log.info("epoch %d ended in step %d: %s saved", epoch, step, path.name)
         return lora
 
@@ -365,19 +372,19 @@ class Trainer:
         if self.stopper is not None:
             extra["stopper"] = self.stopper.state_dict()
         rng = capture_rng(self.noise_rng, self.data_rng)
-        save_state(
-            self.folder.state,
-            TrainerState(
-                step=step,
-                lora=lora_state(self.sites),
-                optimizer=self.optimizer.state_dict(),
-                scheduler=self.scheduler.state_dict(),
-                scaler=self.scaler.state_dict() if self.scaler else None,
-                sampler=self.sampler.state_dict(),
-                extra=extra,
-                **rng,
-            ),
+        state = TrainerState(
+            step=step,
+            lora=lora_state(self.sites),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler else None,
+            sampler=self.sampler.state_dict(),
+            extra=extra,
+            **rng,
         )
+        with saving(f"the training state at step {step}", self.last_save):
+            save_state(self.folder.state, state)
+        self.last_save = f"state at step {step}"
         log.info("state saved at step %d", step)
 
     def _sample_due(self, step: int) -> bool:
@@ -467,7 +474,7 @@ class Trainer:
         s = self.spec
         self._save_checkpoint(step)
         self.facts.finished_at = time.time()
-        with self._ema_weights():
+        with self._ema_weights(), saving(f"the LoRA {self.folder.lora.name}", self.last_save):
             save_lora(self.folder.lora, self._components(), self._metadata(step), self._save_spec())
         log.info("LoRA written: %s", self.folder.lora)
         if s.sample.prompts and (s.sample.every or s.sample.every_n_epochs):

@@ -19,6 +19,7 @@ from lorapilot.spec.explain import explain
 from lorapilot.trainpilot.comfy_commands import add_comfy_commands
 from lorapilot.trainpilot.commands import add_commands
 from lorapilot.trainpilot.options import add_spec_options, load_for
+from lorapilot.trainpilot.temp_dir import trainer_temp_dir
 from lorapilot.workspace import Workspace
 
 EXIT_OK = 0
@@ -83,13 +84,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     workspace = Workspace.from_env(args.workspace)
     loaded = load_for(args, workspace)
-    from lorapilot.engine import train  # noqa: PLC0415 - torch/diffusers only when training
+    with trainer_temp_dir(workspace.ensure()):  # before the engine's imports make their temp files
+        from lorapilot.engine import train  # noqa: PLC0415 - torch/diffusers only when training
 
-    try:
-        result = train(loaded.spec, workspace, resume=not args.restart)
-    except LoraPilotError as exc:  # a valid config that cannot train here (an image, the model...)
-        print(f"training failed: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+        try:
+            result = train(loaded.spec, workspace, resume=not args.restart)
+        except LoraPilotError as exc:  # a valid config that cannot train here (an image, the model...)
+            print(f"training failed: {exc}", file=sys.stderr)
+            return EXIT_INTERNAL
     folder = Path(loaded.spec.output.folder)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

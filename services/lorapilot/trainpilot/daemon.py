@@ -28,9 +28,11 @@ from lorapilot.spool.status import utcnow
 from lorapilot.spool.store import DaemonInfo
 from lorapilot.trainpilot import worker
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
+from lorapilot.trainpilot.temp_dir import trainer_temp_dir
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger("lorapilot.trainpilot.daemon")
+FINISH_RETRY_S = 10.0  # a job that could not be moved to its end state (a full disk) is tried again
 CPU = "cpu"  # slots of a machine without GPUs are named cpu, cpu:1, cpu:2, ...
 
 
@@ -76,6 +78,10 @@ class Daemon:
     active: dict[str, Active] = field(default_factory=dict)
     stopping: bool = False
     _unreadable_checked: float = field(default=float("-inf"), init=False, repr=False)
+    temp_dir: Path | None = None  # TMPDIR of this daemon and its processes, inside the workspace
+    # Jobs whose move to their end state failed (a full disk), with the time of the next try; still
+    # owned, so no daemon resumes them meanwhile.
+    unfinished: list[tuple[Claim, JobState, str | None, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.spool = Spool(self.workspace)
@@ -88,6 +94,11 @@ class Daemon:
     # -- the loop -----------------------------------------------------------------------------------
     def serve(self, on_tick: Callable[[], None] | None = None) -> None:
         self.workspace.ensure()
+        # Before the first training process starts: multiprocessing makes its temp folder then.
+        with trainer_temp_dir(self.workspace, socket_safe=True) as self.temp_dir:
+            self._serve(on_tick)
+
+    def _serve(self, on_tick: Callable[[], None] | None) -> None:
         registration = None
         if self.only is None:  # a foreground run serves one job; `run` must not wait on it as a daemon
             registration = self.spool.register_daemon(
@@ -128,6 +139,10 @@ class Daemon:
             time.sleep(seconds)
 
     def _tick(self) -> None:
+        for unfinished in list(self.unfinished):
+            if time.monotonic() >= unfinished[3]:
+                self.unfinished.remove(unfinished)
+                self._guarded(self._move_to_end, *unfinished[:3])
         for active in list(self.active.values()):
             if active.process.exitcode is not None:
                 self._guarded(self._settle, active)
@@ -191,7 +206,8 @@ class Daemon:
                 continue
             claim = self.spool.adopt(record) if record.state is JobState.RUNNING else self.spool.claim(record)
             if claim is not None:
-                failed.append(self._finish(claim, JobState.FAILED, f"invalid job: {record.problem}"))
+                moved = self._finish(claim, JobState.FAILED, f"invalid job: {record.problem}")
+                failed += [moved] if moved is not None else []
         return failed
 
     def _devices_needed(self, record: JobRecord) -> int | None:
@@ -220,6 +236,7 @@ class Daemon:
             result_path=str(result_path),
             devices=None if is_cpu(devices[0]) else ",".join(devices),
             processes=need,
+            temp_dir=str(self.temp_dir) if self.temp_dir is not None else None,
         )
         read_end, lifeline = os.pipe()
         try:
@@ -315,13 +332,34 @@ class Daemon:
         error: str | None,
         folder: Path | None = None,
         result: WorkerResult | None = None,
-    ) -> JobRecord:
-        """Move the job to its terminal state. status.json is written first, so whoever sees the job
-        in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless."""
+    ) -> JobRecord | None:
+        """Move the job to its terminal state (its record there; None while the move waits for a retry).
+        status.json is written first, so whoever sees the job
+        in done/ (or failed/, cancelled/) reads the final status too; the move happens regardless.
+        A failed job's partial saves go first: its process has ended, and on a full disk that space
+        is what the status and the move need."""
+        folder = folder or self.spool.run_folder(claim.record)
+        if state is JobState.FAILED and folder is not None:
+            for path in RunFolder(folder, claim.record.name).remove_partial_saves():
+                log.info("job %s: removed the partial save %s", claim.record.id, path.name)
         try:
-            self._update_status(folder or self.spool.run_folder(claim.record), state, error, result)
-        finally:
+            self._update_status(folder, state, error, result)
+        except OSError as exc:  # a full disk: the move below still records the outcome
+            log.error("job %s: could not update its status.json: %s", claim.record.id, exc)
+        return self._move_to_end(claim, state, error)
+
+    def _move_to_end(self, claim: Claim, state: JobState, error: str | None) -> JobRecord | None:
+        """The spool move (with the `.error` for failed/); on a full disk without the `.error` (the
+        reason is in status.json and this log), and when even that fails, again in a while."""
+        try:
             record = self.spool.finish(claim, state, error)
+        except OSError as exc:
+            if error is None:
+                log.error("job %s: could not move it to %s (%s); trying again", claim.record.id, state, exc)
+                self.unfinished.append((claim, state, error, time.monotonic() + FINISH_RETRY_S))
+                return None
+            log.error("job %s: could not write its .error (%s): %s", claim.record.id, exc, error)
+            return self._move_to_end(claim, state, None)
         log.info("job %s (%s) %s%s", record.id, record.name, state, f": {error}" if error else "")
         return record
 

@@ -25,6 +25,7 @@ class Assignment:
     result_path: str
     devices: str | None = None  # CUDA_VISIBLE_DEVICES for this process; None leaves it as it is
     processes: int = 1  # more than 1: data-parallel over that many processes (one per GPU)
+    temp_dir: str | None = None  # the daemon's temp folder (TMPDIR); the process holds it while it lives
 
 
 class Outcome(StrEnum):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lorapilot.atomic_files import write_atomic
+from lorapilot.engine.save_failure import SaveFailedError
 from lorapilot.errors import LoraPilotError
 from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
 from lorapilot.spec.loader import spec_from_data
@@ -32,6 +33,7 @@ from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, 
 from lorapilot.spool.job import read_record
 from lorapilot.spool.status import utcnow
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
+from lorapilot.trainpilot.temp_dir import hold
 from lorapilot.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class StopRequests:
 def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> None:
     """Process entry point: train the job, write the result file, exit 0 (1 when it failed)."""
     del lock  # held open for the life of this process: the job stays owned while training runs
+    if assignment.temp_dir is not None:
+        hold(assignment.temp_dir)
     stop = StopRequests()
     stop.install()
     threading.Thread(target=_stop_with_daemon, args=(lifeline.fd,), daemon=True).start()
@@ -93,7 +97,10 @@ def run(assignment: Assignment, lock: InheritedFd, lifeline: InheritedFd) -> Non
         result = job.run()
     except Interrupted as exc:
         result = job.result(Outcome.INTERRUPTED, error=str(exc))
-    result.write(Path(assignment.result_path))
+    try:
+        result.write(Path(assignment.result_path))
+    except OSError as exc:  # a full disk: the daemon reports a process that left no result
+        log.error("could not write the result file (%s): %s", exc, result.error or result.outcome)
     logging.shutdown()
     sys.exit(1 if result.outcome is Outcome.FAILED else 0)
 
@@ -226,6 +233,10 @@ class JobProcess:
                 )
             else:
                 result = train(spec, self.ws, self._progress, resume=True, show_progress=False)
+        except SaveFailedError as exc:
+            then = "resumes from it" if exc.previous else "runs it again"
+            retry = f"`trainpilot retry {self.record.name}` {then} once there is room"
+            return self.result(Outcome.FAILED, error=f"{exc}; {retry}")
         except LoraPilotError as exc:
             return self.result(Outcome.FAILED, error=str(exc))
         except Interrupted:
