@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lorapilot.spec import document, profiles
 from lorapilot.spec.draft import Draft, merge
 from lorapilot.spec.issues import Notice, SpecError, SpecIssue
@@ -77,10 +75,7 @@ def parse_override(text: str) -> Draft:
             if not index.isdigit():
                 raise SpecError([SpecIssue("--set", "list index must be a number", key)])
             path.append(int(index))
-    try:
-        value: Any = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    value: Any = document.parse_value(raw, f"--set {key.strip()}") if raw.strip() else ""
     draft = Draft()
     draft.put(tuple(path), value, f"--set {key.strip()}")
     return draft
