@@ -47,7 +47,7 @@ class Draft:
             nxt = path[i + 1]
             if isinstance(key, int):
                 while len(node) <= key:
-                    node.append({})
+                    node.append([] if isinstance(nxt, int) else {})  # `a[0][1]`: a list in a list
                 node = node[key]
             else:
                 node = node.setdefault(key, [] if isinstance(nxt, int) else {})

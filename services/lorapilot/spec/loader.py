@@ -72,8 +72,8 @@ def parse_override(text: str) -> Draft:
             raise SpecError([SpecIssue("--set", "not a field path", key)])
         path.append(name)
         for index in filter(None, rest.replace("]", "").split("[")) if rest else []:
-            if not index.isdigit():
-                raise SpecError([SpecIssue("--set", "list index must be a number", key)])
+            if not re.fullmatch(r"[0-9]{1,3}", index):  # the draft grows the list up to the index
+                raise SpecError([SpecIssue("--set", "list index must be a number below 1000", key)])
             path.append(int(index))
     value: Any = document.parse_value(raw, f"--set {key.strip()}") if raw.strip() else ""
     draft = Draft()

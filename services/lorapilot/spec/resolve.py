@@ -110,7 +110,12 @@ class _Resolver:
             return
         resolved: list[dict[str, Any]] = []
         for index, entry in enumerate(entries):
-            merged = _deep_merge(defaults, entry if isinstance(entry, dict) else {})
+            if not isinstance(entry, dict):
+                self.fail(
+                    ("datasets", index), "must be a mapping of dataset fields (folder, repeats...)", entry
+                )
+                continue
+            merged = _deep_merge(defaults, entry)
             for item in self._expand(index, merged):
                 self.index_map[len(resolved)] = index
                 resolved.append(item)

@@ -9,8 +9,11 @@ the readers' and the resolver's deep paths, not only the parser's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
+import logging
 import math
 import os
 import re
@@ -23,6 +26,7 @@ from typing import Any
 
 import yaml
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from lorapilot import families
 from lorapilot.errors import LoraPilotError
@@ -30,8 +34,10 @@ from lorapilot.families.family import NOT_EMPTY
 from lorapilot.families.recognition import probe_folder
 from lorapilot.spec import document
 from lorapilot.spec.loader import load_spec
+from lorapilot.spec.model import TrainSpec
 from lorapilot.spec.readers import detect_dialect
 from lorapilot.testing.datasets import write_demo_images
+from lorapilot.trainpilot import cli
 from lorapilot.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[3]
@@ -102,6 +108,7 @@ def build_workspace(root: Path) -> Workspace:
         write_fake_model_folder(ws.models / rel, families.get(family_id))
     for rel, tensors in MODEL_FILES.items():
         write_header_only(ws.models / rel, tensors)
+    (ws.root / "configs").mkdir()  # the fuzzed configs' folder is made and removed in it
     return ws
 
 
@@ -335,14 +342,12 @@ def scalars() -> st.SearchStrategy[Any]:
 
 def values() -> st.SearchStrategy[Any]:
     """Any value: a scalar, or lists and mappings of them, a few levels deep."""
-    return st.recursive(
-        scalars(),
-        lambda children: st.one_of(
-            st.lists(children, max_size=4),
-            st.dictionaries(st.one_of(texts(), st.sampled_from(KEYS)), children, max_size=4),
-        ),
-        max_leaves=12,
-    )
+    return st.recursive(scalars(), _containers_of, max_leaves=12)
+
+
+def _containers_of(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.one_of(texts(), st.sampled_from(KEYS))
+    return st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=4))
 
 
 # Keys the dialects use, to add as "unknown" or misplaced keys and to reach other readers' rules.
@@ -637,14 +642,19 @@ class Case:
     files: dict[str, str]
 
 
+def as_case(seed: Seed) -> Case:
+    """The seed itself, unmutated."""
+    files = {name: render(name, data) for name, data in seed.files.items()}
+    return Case(f"{seed.dialect}:{seed.main}", seed.main, {**files, **seed.texts})
+
+
 @st.composite
 def cases(draw: st.DrawFn, seeds: list[Seed]) -> Case:
     """A seed with one of its files mutated (mostly the main one), rendered, perhaps text-edited."""
     seed = draw(st.sampled_from(seeds))
     names = list(seed.files)
     target = draw(st.sampled_from([seed.main, seed.main, *names]))
-    files = {name: render(name, data) for name, data in seed.files.items()}
-    files.update(seed.texts)
+    files = as_case(seed).files
     if draw(st.integers(0, 9)) > 0:
         files[target] = render(target, draw(mutated(seed.files[target])))
     if draw(st.integers(0, 3)) == 0:
@@ -653,6 +663,66 @@ def cases(draw: st.DrawFn, seeds: list[Seed]) -> Case:
         name = draw(st.sampled_from(sorted(seed.texts)))
         files[name] = draw(text_edits(seed.texts[name], 4))
     return Case(f"{seed.dialect}:{seed.main}", seed.main, files)
+
+
+# -- command-line layers: --set, --name, --dataset, --profile, --dialect ----------------------------
+def spec_fields() -> list[str]:
+    """Every TrainSpec field as `--set` spells it (`training.max_steps`, `datasets[0].folder`)."""
+    found: list[str] = []
+    stack: list[tuple[type[BaseModel], str]] = [(TrainSpec, "")]
+    while stack:
+        model, prefix = stack.pop()
+        for name, info in model.model_fields.items():
+            path = f"{prefix}{name}" + ("[0]" if name in ("datasets", "prompts") else "")
+            found.append(path)
+            for arg in (*getattr(info.annotation, "__args__", ()), info.annotation):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    stack.append((arg, path + "."))
+    return sorted(set(found))
+
+
+def _value_text(value: Any) -> str:
+    """A value as a user types it after `=`: YAML flow style, or raw text."""
+    if isinstance(value, str):
+        return value
+    return to_yaml(value).removesuffix("\n...\n").strip()
+
+
+def overrides() -> st.SearchStrategy[list[str]]:
+    """`--set` arguments: real and misspelt field paths, list indexes, any value, broken syntax."""
+    key = st.one_of(
+        st.sampled_from(spec_fields()),
+        st.sampled_from(KEYS),
+        st.text(max_size=12),
+        st.sampled_from(
+            ["a..b", "a[", "[0]", "datasets[x]", "datasets[99999999999]", "model.", "=", "a[0][1]"]
+        ),
+    )
+    value = st.one_of(values().map(_value_text), st.sampled_from(RAW_VALUES).map(lambda raw: raw.yaml))
+    pair = st.tuples(key, value).map(lambda kv: f"{kv[0]}={kv[1]}")
+    return st.lists(st.one_of(pair, texts()), max_size=3)
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, seeds: list[Seed]) -> tuple[Case, list[str]]:
+    """A fuzzed config with the options `trainpilot validate` takes, themselves fuzzed."""
+    case = draw(cases(seeds))
+    args: list[str] = []
+    for name in draw(
+        st.lists(st.sampled_from(["--set", "--name", "--dataset", "--profile", "--dialect"]), max_size=3)
+    ):
+        if name == "--set":
+            args += [arg for text in draw(overrides()) for arg in ("--set", text)]
+        elif name == "--profile":
+            args += [
+                name,
+                draw(st.one_of(st.sampled_from(["quick_test", "style", "../x", "/etc/passwd"]), texts())),
+            ]
+        elif name == "--dialect":
+            args += [name, draw(st.sampled_from(["lorapilot", "kohya", "ai-toolkit", "diffusion-pipe"]))]
+        else:
+            args += [name, draw(texts())]
+    return case, [arg for arg in args if "\x00" not in arg]  # a command line cannot hold NUL
 
 
 # -- the property -----------------------------------------------------------------------------------
@@ -685,6 +755,25 @@ def validate_case(case: Case, ws: Workspace, overrides: tuple[str, ...] = ()) ->
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return "ok"
+
+
+def run_cli(case: Case, ws: Workspace, args: list[str]) -> tuple[int, str]:
+    """`trainpilot validate` on the case with `args`, in-process: (exit code, stderr)."""
+    folder = ws.root / "configs" / "fuzz"
+    path = write_case(case, folder)
+    out, err = io.StringIO(), io.StringIO()
+    log = logging.StreamHandler(err)  # an internal error's traceback goes to the log
+    cli.log.addHandler(log)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = cli.main(["validate", str(path), *args, "--workspace", str(ws.root)])
+            except SystemExit as exc:  # argparse's own refusals
+                rc = int(exc.code or 0)
+    finally:
+        cli.log.removeHandler(log)
+        shutil.rmtree(folder, ignore_errors=True)
+    return rc, err.getvalue()
 
 
 def crash_class(exc: BaseException) -> str:

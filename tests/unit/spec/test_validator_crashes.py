@@ -136,6 +136,24 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
         ("--set", f"training.steps={HUGE}"),
         ("--set training.steps: ", "4300 digits"),
     ),
+    "--set of a list in a list": (
+        "c.yaml",
+        NATIVE,
+        ("--set", "datasets[0][1]=x"),
+        ("datasets[0]: must be a mapping of dataset fields",),
+    ),
+    "--set with a list index the draft would grow to": (
+        "c.yaml",
+        NATIVE,
+        ("--set", "datasets[1000].folder=x"),
+        ("--set: list index must be a number below 1000",),
+    ),
+    "--set with a superscript digit as a list index": (
+        "c.yaml",
+        NATIVE,
+        ("--set", "datasets[\u00b2].folder=x"),
+        ("--set: list index must be a number below 1000",),
+    ),
 }
 
 
