@@ -144,15 +144,18 @@ def parse(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def parse_value(text: str, field: str) -> Any:
-    """One YAML value given on the command line (`--set key=VALUE`), within a file's limits; text
-    that is not YAML at all stays text (`--set output.name=a: b`)."""
+def parse_value(text: str, field: str, *, as_text: bool = True) -> Any:
+    """One YAML value written as text (`--set key=VALUE`, kohya's `key=value` arguments), within a
+    file's limits; text that is not YAML at all stays text when `as_text` (`--set output.name=a: b`)."""
     try:
         value = yaml.load(text, Loader=_BoundedLoader)
     except ConstructorError as exc:  # YAML, but a value that cannot be read (`!!int x`, 5,000 digits)
         raise SpecError([SpecIssue(field, f"cannot read the value: {exc.problem}", text)]) from None
-    except yaml.YAMLError:
-        return text
+    except yaml.YAMLError as exc:
+        if as_text:
+            return text
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError([SpecIssue(field, f"cannot read the value: {problem}", text)]) from None
     except RecursionError:
         raise SpecError([SpecIssue(field, f"nesting deeper than {MAX_DEPTH} levels")]) from None
     problem = shape_problem(value)

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lorapilot.spec.issues import UNSET, Notice, SpecIssue, did_you_mean
+from lorapilot.spec.document import parse_value
+from lorapilot.spec.issues import UNSET, Notice, SpecError, SpecIssue, did_you_mean
 from lorapilot.workspace import PathEscapeError, Workspace
 
 NativePath = tuple[str | int, ...]
@@ -304,7 +303,10 @@ def as_kwargs(value: Any) -> dict[str, Any]:
         if not isinstance(item, str) or "=" not in item:
             raise ValueError(f"{item!r} is not key=value")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else ""
+        try:
+            out[key.strip()] = parse_value(raw.strip(), key.strip(), as_text=False) if raw.strip() else ""
+        except SpecError as exc:  # YAML that cannot be read: a 5,000-digit number, `!!int x`
+            raise ValueError(f"{key.strip()}: {exc.issues[0].message}") from None
     return out
 
 

@@ -322,6 +322,35 @@ def texts() -> st.SearchStrategy[str]:
         st.sampled_from(["bf16", "fp16", "float8", "adamw8bit", "cosine", "lora", "flux", "sdxl", "sd3"]),
         st.integers(1, 12).map(lambda n: "ä€😀\x00\x7f\u202e"[: n % 7] * n),
         st.integers(200, 6000).map(lambda n: "z" * n),
+        st.tuples(st.sampled_from(ARGUMENT_NAMES), _argument_values()).map("=".join),
+        st.tuples(st.sampled_from(PROMPT_FLAGS), _argument_values()).map(
+            lambda fa: f"a photo --{fa[0]} {fa[1]}"
+        ),
+    )
+
+
+# Names in kohya's `key=value` lists (network_args, optimizer_args) and sample-prompt flags.
+ARGUMENT_NAMES = (
+    "conv_dim",
+    "conv_alpha",
+    "algo",
+    "dora_wd",
+    "loraplus_lr_ratio",
+    "betas",
+    "weight_decay",
+    "x",
+)
+PROMPT_FLAGS = ("n", "w", "h", "d", "s", "l", "g", "ss", "seed", "cfg", "steps", "width", "fs", "zz")
+
+
+def _argument_values() -> st.SearchStrategy[str]:
+    """The text after `=` or a prompt flag: numbers, YAML flow values, tags, broken syntax."""
+    return st.one_of(
+        st.sampled_from(
+            ["4", "0.01", "[0.9, 0.99]", "[0.9", "{a: 1}", "locon", "true", "", "1e309", "-1", "²"]
+        ),
+        st.sampled_from(RAW_VALUES).map(lambda raw: raw.yaml),
+        st.text(max_size=8),
     )
 
 

@@ -154,6 +154,32 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
         ("--set", "datasets[\u00b2].folder=x"),
         ("--set: list index must be a number below 1000",),
     ),
+    "kohya network argument of 5,000 digits": (
+        "c.toml",
+        KOHYA + f'network_args = ["conv_dim={HUGE}"]\n',
+        (),
+        ("network_args: conv_dim: cannot read the value: an integer of 5000 digits",),
+    ),
+    "kohya optimizer argument with an unclosed list": (
+        "c.toml",
+        KOHYA + 'optimizer_args = ["betas=[0.9"]\n',
+        (),
+        ("optimizer_args: betas: cannot read the value",),
+    ),
+    "ai-toolkit optimizer parameter with an empty timestamp": (
+        "c.yaml",
+        AITK.replace(
+            "optimizer: adamw", "optimizer: adamw\n        optimizer_params: ['d=!!timestamp \"\"']"
+        ),
+        (),
+        ("config.process[0].train.optimizer_params: d: cannot read the value", "not a valid date"),
+    ),
+    "kohya JSON prompt file nested too deeply": (
+        "c.toml",
+        KOHYA + 'sample_prompts = "deep.json"\n',
+        (),
+        ("sample_prompts: not a prompt file sd-scripts reads",),
+    ),
 }
 
 
@@ -166,6 +192,7 @@ def test_crashing_config_exits_2_naming_the_field(
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shutil.copy(FIXTURES / "conformance" / "diffusion_pipe" / "flux_dataset.toml", folder)
+    (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (folder / name).write_text(content)
     result = validate(folder / name, *extra, workspace=header_workspace)
     assert result.rc == 2, result.err
