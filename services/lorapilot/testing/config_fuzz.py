@@ -21,6 +21,7 @@ import shutil
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def write_header_only(path: Path, tensors: dict[str, list[int]]) -> None:
 
 
 # -- seeds: the fixture configs, each with the files it names ------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Seed:
     """One config to mutate: its dialect, main file, and every file of the bundle (name → data)."""
 
@@ -145,6 +146,9 @@ class Seed:
     main: str
     files: dict[str, Any]
     texts: dict[str, str] = field(default_factory=dict)  # files kept as text (prompt lists)
+
+    def __repr__(self) -> str:  # Hypothesis shows strategies' arguments: the name, not the data
+        return f"Seed({self.dialect}:{self.main})"
 
 
 def _companions(path: Path) -> dict[str, Path]:
@@ -311,13 +315,19 @@ PATHS = (
 )
 
 
+def constants(items: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    """One of `items`, drawn by index: Hypothesis prints a strategy's arguments, and these are long."""
+    return st.integers(0, len(items) - 1).map(items.__getitem__)
+
+
+@cache
 def texts() -> st.SearchStrategy[str]:
     """Text as configs hold it, and text that breaks assumptions: control characters, non-BMP
     characters, very long strings, paths, numbers and booleans in quotes."""
     return st.one_of(
         st.text(max_size=20),
         st.text(st.characters(codec="utf-8"), max_size=40),
-        st.sampled_from(PATHS),
+        constants(PATHS),
         st.sampled_from(["true", "no", "1e-4", "512,768", "1024x768", "5-10", "nan", "0x10", "[trigger]"]),
         st.sampled_from(["bf16", "fp16", "float8", "adamw8bit", "cosine", "lora", "flux", "sdxl", "sd3"]),
         st.integers(1, 12).map(lambda n: "ä€😀\x00\x7f\u202e"[: n % 7] * n),
@@ -349,11 +359,12 @@ def _argument_values() -> st.SearchStrategy[str]:
         st.sampled_from(
             ["4", "0.01", "[0.9, 0.99]", "[0.9", "{a: 1}", "locon", "true", "", "1e309", "-1", "²"]
         ),
-        st.sampled_from(RAW_VALUES).map(lambda raw: raw.yaml),
+        constants(RAW_VALUES).map(lambda raw: raw.yaml),
         st.text(max_size=8),
     )
 
 
+@cache
 def scalars() -> st.SearchStrategy[Any]:
     return st.one_of(
         texts(),
@@ -365,10 +376,11 @@ def scalars() -> st.SearchStrategy[Any]:
         st.none(),
         st.dates(),
         st.datetimes(),
-        st.sampled_from(RAW_VALUES),
+        constants(RAW_VALUES),
     )
 
 
+@cache
 def values() -> st.SearchStrategy[Any]:
     """Any value: a scalar, or lists and mappings of them, a few levels deep."""
     return st.recursive(scalars(), _containers_of, max_leaves=12)
@@ -470,13 +482,12 @@ def _copy(node: Any) -> Any:
     return node
 
 
-@st.composite
 def mutated(draw: st.DrawFn, doc: dict[str, Any], max_edits: int = 3) -> dict[str, Any]:
     """`doc` with a few edits: a leaf or subtree replaced, a key deleted or added, a type changed."""
     doc = _copy(doc)
     for _ in range(draw(st.integers(1, max_edits))):
         locations = list(_paths(doc))
-        where = draw(st.sampled_from(locations))
+        where = locations[draw(st.integers(0, len(locations) - 1))]  # by index: the repr stays small
         target = _get(doc, where)
         parent = _get(doc, where[:-1]) if where else None
         action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add", "retype", "wrap"]))
@@ -487,7 +498,7 @@ def mutated(draw: st.DrawFn, doc: dict[str, Any], max_edits: int = 3) -> dict[st
         elif action == "retype" and where:
             parent[where[-1]] = _retyped(target, draw(st.integers(0, 5)))
         elif action == "wrap" and where:
-            parent[where[-1]] = draw(st.sampled_from([[target], {"value": target}, [target, target]]))
+            parent[where[-1]] = [[target], {"value": target}, [target, target]][draw(st.integers(0, 2))]
         elif where:
             parent[where[-1]] = draw(values())
     return doc
@@ -650,7 +661,6 @@ SNIPPETS = (
 )
 
 
-@st.composite
 def text_edits(draw: st.DrawFn, text: str, max_edits: int = 2) -> str:
     """`text` with a few insertions, deletions or replacements of syntax-significant snippets."""
     for _ in range(draw(st.integers(0, max_edits))):
@@ -685,12 +695,12 @@ def cases(draw: st.DrawFn, seeds: list[Seed]) -> Case:
     target = draw(st.sampled_from([seed.main, seed.main, *names]))
     files = as_case(seed).files
     if draw(st.integers(0, 9)) > 0:
-        files[target] = render(target, draw(mutated(seed.files[target])))
+        files[target] = render(target, mutated(draw, seed.files[target]))
     if draw(st.integers(0, 3)) == 0:
-        files[target] = draw(text_edits(files[target]))
+        files[target] = text_edits(draw, files[target])
     if seed.texts and draw(st.integers(0, 5)) == 0:
         name = draw(st.sampled_from(sorted(seed.texts)))
-        files[name] = draw(text_edits(seed.texts[name], 4))
+        files[name] = text_edits(draw, seed.texts[name], 4)
     return Case(f"{seed.dialect}:{seed.main}", seed.main, files)
 
 
@@ -727,7 +737,7 @@ def overrides() -> st.SearchStrategy[list[str]]:
             ["a..b", "a[", "[0]", "datasets[x]", "datasets[99999999999]", "model.", "=", "a[0][1]"]
         ),
     )
-    value = st.one_of(values().map(_value_text), st.sampled_from(RAW_VALUES).map(lambda raw: raw.yaml))
+    value = st.one_of(values().map(_value_text), constants(RAW_VALUES).map(lambda raw: raw.yaml))
     pair = st.tuples(key, value).map(lambda kv: f"{kv[0]}={kv[1]}")
     return st.lists(st.one_of(pair, texts()), max_size=3)
 
