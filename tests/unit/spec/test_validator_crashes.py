@@ -70,6 +70,12 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
         (),
         ("datasets[0].folder: ", "name too long"),
     ),
+    "glob pattern in a dataset name": (
+        "c.yaml",
+        NATIVE.replace("folder: person", 'folder: "a**b"'),
+        (),
+        ("datasets[0].folder: no dataset of this name",),
+    ),
     "300-character model path": (
         "c.yaml",
         NATIVE.replace("/workspace/models/diffusers/tiny-sd15", f"/workspace/models/{LONG}"),
