@@ -10,17 +10,19 @@ user wrote, not at our internal names.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lorapilot.spec.issues import UNSET, Notice, SpecIssue, did_you_mean
+from lorapilot.spec.document import parse_value
+from lorapilot.spec.issues import UNSET, Notice, SpecError, SpecIssue, did_you_mean
 from lorapilot.workspace import PathEscapeError, Workspace
 
 NativePath = tuple[str | int, ...]
+NAME_MAX = 255  # bytes in one file or folder name (ext4, xfs, btrfs, overlayfs)
+PATH_MAX = 4096  # bytes in a whole path
 TRAINER_DEFAULTS = "trainer_defaults"  # hint: [(path, value, source)] a reader's trainer defaults
 
 
@@ -44,7 +46,7 @@ class Draft:
             nxt = path[i + 1]
             if isinstance(key, int):
                 while len(node) <= key:
-                    node.append({})
+                    node.append([] if isinstance(nxt, int) else {})  # `a[0][1]`: a list in a list
                 node = node[key]
             else:
                 node = node.setdefault(key, [] if isinstance(nxt, int) else {})
@@ -72,6 +74,9 @@ class Draft:
         """
         if not isinstance(value, str) or not value.strip():
             self.issue(source, "must be a file path", value)
+            return None
+        if problem := path_problem(value):
+            self.issue(source, problem, value)
             return None
         base = Path(self.file).resolve().parent if self.file else None
         raw = Path(value)
@@ -114,6 +119,24 @@ class Draft:
             if out.get(path) is None:
                 out.put(path, copy.deepcopy(value), source)
         return out
+
+
+def path_problem(raw: str) -> str | None:
+    """Why `raw` cannot name a file here (a NUL byte, text that is not Unicode, a name or path
+    longer than the file system takes), or None. The OS refuses these with an exception from any
+    file check, so each is caught here, where the field that holds the path is still known."""
+    if "\x00" in raw:
+        return "not a usable path: it holds a NUL byte"
+    try:
+        encoded = os.fsencode(raw)
+    except UnicodeEncodeError:
+        return "not a usable path: it holds characters that are not valid Unicode"
+    if len(encoded) >= PATH_MAX:
+        return f"path too long: {len(encoded)} bytes (at most {PATH_MAX - 1})"
+    longest = max(len(part) for part in encoded.split(b"/"))
+    if longest > NAME_MAX:
+        return f"file name too long: a name of {longest} bytes in it (at most {NAME_MAX})"
+    return None
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -280,7 +303,10 @@ def as_kwargs(value: Any) -> dict[str, Any]:
         if not isinstance(item, str) or "=" not in item:
             raise ValueError(f"{item!r} is not key=value")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else ""
+        try:
+            out[key.strip()] = parse_value(raw.strip(), key.strip(), as_text=False) if raw.strip() else ""
+        except SpecError as exc:  # YAML that cannot be read: a 5,000-digit number, `!!int x`
+            raise ValueError(f"{key.strip()}: {exc.issues[0].message}") from None
     return out
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lorapilot.spec import document, profiles
 from lorapilot.spec.draft import Draft, merge
 from lorapilot.spec.issues import Notice, SpecError, SpecIssue
@@ -74,13 +72,10 @@ def parse_override(text: str) -> Draft:
             raise SpecError([SpecIssue("--set", "not a field path", key)])
         path.append(name)
         for index in filter(None, rest.replace("]", "").split("[")) if rest else []:
-            if not index.isdigit():
-                raise SpecError([SpecIssue("--set", "list index must be a number", key)])
+            if not re.fullmatch(r"[0-9]{1,3}", index):  # the draft grows the list up to the index
+                raise SpecError([SpecIssue("--set", "list index must be a number below 1000", key)])
             path.append(int(index))
-    try:
-        value: Any = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    value: Any = document.parse_value(raw, f"--set {key.strip()}") if raw.strip() else ""
     draft = Draft()
     draft.put(tuple(path), value, f"--set {key.strip()}")
     return draft

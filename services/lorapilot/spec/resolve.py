@@ -26,7 +26,7 @@ from lorapilot.families.recognition import (
     probe_single_file,
 )
 from lorapilot.safetensors_header import HeaderError, read_header
-from lorapilot.spec.draft import Draft, NativePath
+from lorapilot.spec.draft import Draft, NativePath, path_problem
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
 from lorapilot.tokenizer_files import EMBEDDINGS, missing_tokenizer
@@ -77,10 +77,30 @@ class _Resolver:
     def fail(self, loc: NativePath, message: str, value: Any = UNSET, **extra: Any) -> None:
         self.issues.append(SpecIssue(self.source(loc), message, value, file=self.draft.file, **extra))
 
+    def path(self, loc: NativePath, raw: str, hint: str, base: Path | None = None) -> Path | None:
+        """`raw` resolved in the workspace, or an issue at `loc` when it leaves it or cannot name a
+        file at all (a NUL byte, a name too long: the OS would raise on the first check of it)."""
+        try:
+            problem = path_problem(raw)
+            path = self.ws.resolve(raw, base=base) if problem is None else None
+        except PathEscapeError as exc:
+            problem = str(exc)
+        problem = problem or path_problem(str(path))
+        if problem is not None:
+            self.fail(loc, problem, raw, hint=hint)
+            return None
+        return path
+
     # -- datasets -----------------------------------------------------------------------------
     def datasets(self, data: dict[str, Any]) -> None:
         defaults = data.pop("dataset_defaults", {}) or {}
         entries = data.get("datasets")
+        if not isinstance(defaults, dict):
+            self.fail(("dataset_defaults",), "must be a mapping of dataset fields", defaults)
+            defaults = {}
+        if entries and not isinstance(entries, list):
+            self.fail(("datasets",), "must be a list of datasets", entries)
+            return
         if not entries:
             self.fail(
                 ("datasets",),
@@ -90,7 +110,12 @@ class _Resolver:
             return
         resolved: list[dict[str, Any]] = []
         for index, entry in enumerate(entries):
-            merged = _deep_merge(defaults, entry if isinstance(entry, dict) else {})
+            if not isinstance(entry, dict):
+                self.fail(
+                    ("datasets", index), "must be a mapping of dataset fields (folder, repeats...)", entry
+                )
+                continue
+            merged = _deep_merge(defaults, entry)
             for item in self._expand(index, merged):
                 self.index_map[len(resolved)] = index
                 resolved.append(item)
@@ -125,12 +150,18 @@ class _Resolver:
 
     def _find_folder(self, index: int, raw: str, is_reg: bool) -> Path | None:
         loc: NativePath = ("datasets", index, "folder")
-        try:
-            if "/" not in raw and "\\" not in raw:
+        hint = "datasets live under /workspace/datasets/"
+        if "/" not in raw and "\\" not in raw:
+            if problem := path_problem(raw):
+                self.fail(loc, problem, raw, hint=hint)
+                return None
+            try:
                 return self._find_by_name(loc, raw, is_reg)
-            path = self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(loc, str(exc), raw, hint="datasets live under /workspace/datasets/")
+            except PathEscapeError as exc:
+                self.fail(loc, str(exc), raw, hint=hint)
+                return None
+        path = self.path(loc, raw, hint)
+        if path is None:
             return None
         if not path.is_dir():
             self.fail(loc, "folder not found" if not path.exists() else "not a folder", raw)
@@ -144,11 +175,8 @@ class _Resolver:
             exact = self.ws.resolve(name, base=home)
             if exact.is_dir():
                 return exact
-            matches = sorted(
-                p
-                for p in home.glob(f"*_{name}")
-                if p.is_dir() and _REPEATS_DIR.match(p.name) and _REPEATS_DIR.match(p.name).group(2) == name
-            )
+            named = (p for p in home.iterdir() if _REPEATS_DIR.match(p.name)) if home.is_dir() else ()
+            matches = sorted(p for p in named if _REPEATS_DIR.match(p.name).group(2) == name and p.is_dir())
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
@@ -328,20 +356,19 @@ class _Resolver:
         """`raw` if it names a local path (existing, absolute, relative or a model file), else None."""
         if raw.startswith(("/", ".", "~")) or raw.lower().endswith((*_SINGLE_FILE, ".ckpt")):
             return raw
+        if path_problem(raw):
+            return raw  # not a hub id either; refused as a path, naming the field
         try:
-            return raw if self.ws.resolve(raw).exists() else None
+            path = self.ws.resolve(raw)
         except PathEscapeError:
             return raw
+        return raw if path_problem(str(path)) or path.exists() else None
 
     def _model_file(
         self, loc: NativePath, raw: str, hint: str = "models live under /workspace/models/"
     ) -> Path | None:
         """`raw` resolved in the workspace, or an issue at `loc` when it leaves it."""
-        try:
-            return self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(loc, str(exc), raw, hint=hint)
-            return None
+        return self.path(loc, raw, hint)
 
     def _locate_transformer(self, model: dict[str, Any], folder: Family | None) -> Family | None:
         """A transformer file that replaces the diffusers folder's own (diffusion-pipe's
@@ -386,10 +413,8 @@ class _Resolver:
         raw = model["vae"]
         if self._local_candidate(raw) is None and _HUB_ID.match(raw):
             return
-        try:
-            path = self.ws.resolve(raw)
-        except PathEscapeError as exc:
-            self.fail(("model", "vae"), str(exc), raw)
+        path = self._model_file(("model", "vae"), raw)
+        if path is None:
             return
         if not path.exists():
             self.fail(("model", "vae"), "VAE not found", raw)
@@ -418,6 +443,9 @@ class _Resolver:
     # -- output -------------------------------------------------------------------------------
     def output(self, data: dict[str, Any]) -> None:
         output = data.setdefault("output", {})
+        if not isinstance(output, dict):
+            self.fail(("output",), "must be a mapping of keys (name, folder)", output)
+            return
         name = output.get("name")
         if not name:
             self.fail(
@@ -430,10 +458,12 @@ class _Resolver:
         if raw is None:
             output["folder"] = str(self.ws.outputs / str(name))
             return
-        try:
-            output["folder"] = str(self.ws.resolve(str(raw)))
-        except PathEscapeError as exc:
-            self.fail(("output", "folder"), str(exc), raw, hint="outputs live under /workspace/outputs/")
+        if not isinstance(raw, str):
+            self.fail(("output", "folder"), "must be a folder path", raw)
+            return
+        folder = self.path(("output", "folder"), raw, "outputs live under /workspace/outputs/")
+        if folder is not None:
+            output["folder"] = str(folder)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self, data: dict[str, Any]) -> TrainSpec:

@@ -71,3 +71,11 @@ def validate(capsys: pytest.CaptureFixture[str]):
         return Result(rc, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def header_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The fixture configs' workspace with header-only models (no torch): enough to validate them."""
+    from lorapilot.testing.config_fuzz import build_workspace  # noqa: PLC0415 - hypothesis only when used
+
+    return build_workspace(tmp_path_factory.mktemp("fuzz") / "workspace")

@@ -168,6 +168,8 @@ def _sd_scripts_defaults(draft: Draft, flat: Mapping[str, Any]) -> None:
 def _weight_dtype(draft: Draft) -> None:
     """sd-scripts keeps the frozen weights in the mixed-precision dtype, fp32 with `no`."""
     precision = draft.get(("training", "mixed_precision"))
+    if not isinstance(precision, (str, bool)):
+        return  # a list or a mapping: refused by name when the spec is validated
     dtype = {"no": "fp32", False: "fp32", "fp16": "fp16", "bf16": "bf16"}.get(precision)
     if dtype is None or draft.get(("model", "weight_dtype")) is not None:
         return

@@ -139,10 +139,19 @@ def _network_module(draft: Draft, value: Any, source: str) -> None:
     }
     if value is None:
         return
-    if value not in known:
+    if not isinstance(value, str) or value not in known:
         draft.issue(source, "not supported by LoRA Pilot", value, accepted=", ".join(known))
     elif known[value]:
         draft.put(("network", "type"), known[value], source)
+
+
+def _first_lr(value: Any) -> Any:
+    """sd-scripts takes one text-encoder LR per encoder (`[1e-5, 2e-5]`); LoRA Pilot one for all."""
+    if not isinstance(value, list):
+        return value
+    if not value:
+        raise ValueError("must be a learning rate, or a list of one per text encoder")
+    return value[0]
 
 
 _LORAPLUS_ARGS = {
@@ -344,7 +353,7 @@ TABLE: dict[str, Rule] = {
     # optimisation
     "learning_rate": To(("training", "learning_rate")),
     "unet_lr": To(("training", "unet_lr")),
-    "text_encoder_lr": To(("training", "text_encoder_lr"), lambda v: v[0] if isinstance(v, list) else v),
+    "text_encoder_lr": To(("training", "text_encoder_lr"), _first_lr),
     "loraplus_lr_ratio": _loraplus("all"),
     "loraplus_unet_lr_ratio": _loraplus("unet"),
     "loraplus_text_encoder_lr_ratio": _loraplus("text_encoder"),

@@ -68,6 +68,9 @@ def read_prompt_file(draft: Draft, value: Any, source: str) -> None:
     except (ValueError, KeyError, TypeError) as exc:
         draft.issue(source, f"not a prompt file sd-scripts reads: {exc}", value)
         return
+    except RecursionError:  # a .json file nested deeper than the parser goes
+        draft.issue(source, "not a prompt file sd-scripts reads: nested too deeply", value)
+        return
     prompts = []
     for index, entry in enumerate(entries):
         where = f"{source} ({path.name}, prompt {index + 1})"

@@ -8,7 +8,7 @@ TrainSpec fields it accepts `dataset_defaults:` (a dataset's fields that apply t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel
 
@@ -50,8 +50,10 @@ def _read_model(
             draft.issue(source, "unknown key", hint=did_you_mean(key, [*fields, *extra]))
         elif top and key in _LIST_SECTIONS:
             _read_list(draft, value, _LIST_SECTIONS[key], (*path, key), source)
-        elif _section_type(fields[key].annotation) is not None and isinstance(value, Mapping):
-            _read_model(draft, value, _section_type(fields[key].annotation), (*path, key), source)
+        elif _section_type(fields[key].annotation) is not None and value is not None:
+            sub = section(draft, value, source)  # a section given as text or a list is an issue here
+            if sub is not None:
+                _read_model(draft, sub, _section_type(fields[key].annotation), (*path, key), source)
         else:
             draft.put((*path, key), value, source)
 
@@ -70,7 +72,9 @@ def _read_list(draft: Draft, value: Any, model: type[BaseModel], path: NativePat
 
 
 def _section_type(annotation: Any) -> type[BaseModel] | None:
-    """The Section class of a field typed `X` or `X | None`, else None."""
+    """The Section class of a field typed `X` or `X | None`, else None (`list[X]` included)."""
+    if get_origin(annotation) in (list, dict):
+        return None
     candidates = getattr(annotation, "__args__", (annotation,))
     for candidate in candidates:
         if isinstance(candidate, type) and issubclass(candidate, Section):
