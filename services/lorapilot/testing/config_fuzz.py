@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from lorapilot import families
 from lorapilot.errors import LoraPilotError
+from lorapilot.families import FLUX_DEV, FLUX_SCHNELL, SD3, SD15, SDXL
 from lorapilot.families.family import NOT_EMPTY
 from lorapilot.families.recognition import probe_folder
 from lorapilot.spec import document
@@ -58,15 +59,15 @@ DATASETS = (
 )
 # Diffusers folders (only what tells their family: model_index.json and the marker configs).
 MODEL_FOLDERS = {
-    "diffusers/tiny-sd15": "sd15",
-    "diffusers/tiny-sdxl": "sdxl",
-    "diffusers/tiny-sd3": "sd3",
-    "diffusers/tiny-flux-dev": "flux-dev",
-    "diffusers/tiny-flux-schnell": "flux-schnell",
-    "diffusers/my-flux-model": "flux-schnell",
-    "diffusers/FLUX.1-schnell": "flux-schnell",
-    "stable-diffusion-v1-5": "sd15",
-    "stable-diffusion-xl-base-1.0": "sdxl",
+    "diffusers/tiny-sd15": SD15,
+    "diffusers/tiny-sdxl": SDXL,
+    "diffusers/tiny-sd3": SD3,
+    "diffusers/tiny-flux-dev": FLUX_DEV,
+    "diffusers/tiny-flux-schnell": FLUX_SCHNELL,
+    "diffusers/my-flux-model": FLUX_SCHNELL,
+    "diffusers/FLUX.1-schnell": FLUX_SCHNELL,
+    "stable-diffusion-v1-5": SD15,
+    "stable-diffusion-xl-base-1.0": SDXL,
 }
 _FLUX = ["double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight"]
 _SD3 = ["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", "first_stage_model.decoder.x.weight"]
@@ -105,8 +106,8 @@ def build_workspace(root: Path) -> Workspace:
     ws = Workspace.from_env(root).ensure()
     for rel in DATASETS:
         write_demo_images(ws.datasets / rel, 2, size=(64, 64), caption="a photo")
-    for rel, family_id in MODEL_FOLDERS.items():
-        write_fake_model_folder(ws.models / rel, families.get(family_id))
+    for rel, family in MODEL_FOLDERS.items():
+        write_fake_model_folder(ws.models / rel, family)
     for rel, tensors in MODEL_FILES.items():
         write_header_only(ws.models / rel, tensors)
     (ws.root / "configs").mkdir()  # the fuzzed configs' folder is made and removed in it
@@ -122,7 +123,7 @@ def write_fake_model_folder(folder: Path, family: families.Family) -> None:
         value = [1] if marker.value == NOT_EMPTY else marker.value
         (folder / marker.file).parent.mkdir(parents=True, exist_ok=True)
         (folder / marker.file).write_text(json.dumps({marker.key: value}))
-    if family.id == "flux-dev":
+    if family is FLUX_DEV:
         (folder / "transformer").mkdir(exist_ok=True)
         (folder / "transformer" / "config.json").write_text(json.dumps({"guidance_embeds": True}))
     assert probe_folder(folder) is family, f"{folder} reads as {probe_folder(folder)}, not {family.id}"
@@ -179,8 +180,8 @@ def load_seeds() -> list[Seed]:
             seeds.append(Seed(dialect, path.name, files, texts))
     for path in sorted(PROFILES.glob("*.yaml")):
         data = document.load(path)
-        family = data.get("model", {}).get("family", "sdxl")
-        local = "tiny-sd15" if family == "sd15" else "tiny-sdxl"
+        family = data.get("model", {}).get("family", SDXL.id)
+        local = "tiny-sd15" if family == SD15.id else "tiny-sdxl"
         data["model"] = {**data.get("model", {}), "path": f"/workspace/models/diffusers/{local}"}
         data["datasets"] = [{"folder": "person"}]
         seeds.append(Seed("lorapilot", f"{path.stem}.yaml", {f"{path.stem}.yaml": data}))
@@ -192,7 +193,7 @@ def load_seeds() -> list[Seed]:
 # A LoRA Pilot config using most sections, as `trainpilot validate` prints a spec.
 NATIVE: dict[str, Any] = {
     "spec_version": 1,
-    "model": {"family": "sd15", "path": "/workspace/models/diffusers/tiny-sd15", "vae": None},
+    "model": {"family": SD15.id, "path": "/workspace/models/diffusers/tiny-sd15", "vae": None},
     "network": {"type": "locon", "dim": 8, "alpha": 4, "conv_dim": 4, "target_modules": None},
     "datasets": [
         {"folder": "/workspace/datasets/images/2_person", "resolutions": [512], "bucket": {"step": 64}},
@@ -329,7 +330,7 @@ def texts() -> st.SearchStrategy[str]:
         st.text(st.characters(codec="utf-8"), max_size=40),
         constants(PATHS),
         st.sampled_from(["true", "no", "1e-4", "512,768", "1024x768", "5-10", "nan", "0x10", "[trigger]"]),
-        st.sampled_from(["bf16", "fp16", "float8", "adamw8bit", "cosine", "lora", "flux", "sdxl", "sd3"]),
+        st.sampled_from(["bf16", "fp16", "float8", "adamw8bit", "cosine", "lora", "flux", SDXL.id, SD3.id]),
         st.integers(1, 12).map(lambda n: "ä€😀\x00\x7f\u202e"[: n % 7] * n),
         st.integers(200, 6000).map(lambda n: "z" * n),
         st.tuples(st.sampled_from(ARGUMENT_NAMES), _argument_values()).map("=".join),
@@ -447,7 +448,7 @@ KEYS = (
     "vae",
     "clip_l",
     "t5xxl",
-    "sdxl",
+    SDXL.id,  # kohya's flag
     "is_flux",
     "arch",
     "dataset_defaults",
