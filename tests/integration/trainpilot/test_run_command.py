@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 
 
 def test_run_without_a_daemon_trains_in_the_foreground(ws, cli, watch):
@@ -30,3 +34,18 @@ def test_a_dataset_with_no_usable_image_fails_with_its_message_and_no_traceback(
     [job_id] = watch.jobs()["failed"]
     assert (ws.job_dir("failed") / f"{job_id}.error").read_text().startswith(message)
     assert watch.status("empty")["state"] == "failed" and watch.status("empty")["error"].startswith(message)
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    """`trainpilot list --json | head -1`: the closed pipe is the reader's choice, not an internal error."""
+    env = os.environ | {"LORAPILOT_WORKSPACE": str(tmp_path / "ws")}
+    spool = tmp_path / "ws" / "jobs" / "incoming"
+    spool.mkdir(parents=True)
+    for i in range(400):  # more than a pipe buffer of JSON
+        (spool / f"job{i}.yaml").write_text("datasets: [{folder: person}]\n")
+    shell = f"{shlex.quote(sys.executable)} -m lorapilot.trainpilot.cli list --json | head -c 10"
+    result = subprocess.run(
+        ["bash", "-c", shell], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout == '[\n {\n  "id'[:10]
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
