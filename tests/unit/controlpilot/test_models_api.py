@@ -122,6 +122,24 @@ def test_registering_refuses_a_path_naming_it_and_the_fix(session, ws, tmp_path,
     assert not (ws.config / "models.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a" * 5000,  # one name longer than the file system takes
+        "/workspace/" + "folder/" * 700 + "model.safetensors",  # a path longer than it takes
+        "imports/model\x00.safetensors",
+    ],
+    ids=["long-name", "long-path", "nul"],
+)
+def test_a_path_the_file_system_cannot_take_is_refused_not_a_crash(session, ws, path):
+    """Issue 16, finding 5: a 5,000-character path to register answered 500 (ENAMETOOLONG)."""
+    reply = session.call("POST", "/api/models/register", json={"path": path})
+    assert reply.status_code == 400, reply.text[:300]
+    assert reply.get_json()["error"].startswith("path ") and len(reply.get_json()["error"]) < 1000
+    assert session.call("POST", "/api/models/unregister", json={"path": path}).status_code in (400, 404)
+    assert not (ws.config / "models.yaml").exists()
+
+
 def test_registering_without_a_path_says_what_to_send(session):
     reply = session.call("POST", "/api/models/register", json={})
     assert reply.status_code == 400 and "path: give the model's path" in reply.get_json()["error"]
