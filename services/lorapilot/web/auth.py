@@ -92,7 +92,7 @@ def login() -> Response | str | tuple:
         return _refuse(403, "the form expired; reload the page and log in again", next_url)
     given = _given_password()
     expected = current_app.config["LORAPILOT_PASSWORD"]
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode()):  # JSON's "\ud800"
         throttle().record_failure(client)
         logger.info("failed login from %s", client)
         return _refuse(401, "wrong password", next_url)
@@ -124,8 +124,8 @@ def session_info() -> Response:
 
 def _given_password() -> str:
     if request.is_json:
-        body = request.get_json(silent=True) or {}
-        value = body.get("password", "")
+        body = request.get_json(silent=True)
+        value = body.get("password", "") if isinstance(body, dict) else ""  # `[]` or `"pw"`: no password
     else:
         value = request.form.get("password", "")
     return value if isinstance(value, str) else ""

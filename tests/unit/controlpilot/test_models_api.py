@@ -128,8 +128,9 @@ def test_registering_refuses_a_path_naming_it_and_the_fix(session, ws, tmp_path,
         "a" * 5000,  # one name longer than the file system takes
         "/workspace/" + "folder/" * 700 + "model.safetensors",  # a path longer than it takes
         "imports/model\x00.safetensors",
+        "imports/\ud800.safetensors",  # JSON can carry a lone surrogate; no file name can
     ],
-    ids=["long-name", "long-path", "nul"],
+    ids=["long-name", "long-path", "nul", "surrogate"],
 )
 def test_a_path_the_file_system_cannot_take_is_refused_not_a_crash(session, ws, path):
     """Issue 16, finding 5: a 5,000-character path to register answered 500 (ENAMETOOLONG)."""
