@@ -312,8 +312,8 @@ def _user_path(ws: Workspace, raw: Any) -> Path:
         raise ControlPilotError(
             "path: give the model's path inside the workspace, e.g. /workspace/imports/my-model.safetensors"
         )
-    if "\x00" in raw or any("\ud800" <= ch <= "\udfff" for ch in raw):
-        raise ControlPilotError(f"path {_shown(raw)} contains a character no file name can hold")
+    if "\x00" in raw:
+        raise ControlPilotError(f"path {_shown(raw)} contains a NUL character, which no file name can hold")
     try:
         path = ws.resolve(raw.strip())
     except PathEscapeError:

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from lorapilot.errors import LoraPilotError
 from lorapilot.web import auth
+from lorapilot.web.bodies import TextOnlyJSON
 from lorapilot.web.credentials import appliance_password, session_key
 from lorapilot.web.csrf import csrf_ok, csrf_token
 from lorapilot.web.errors import RefusedRequestError
@@ -65,6 +66,7 @@ def create_appliance_app(
     workspace.tmp.mkdir(parents=True, exist_ok=True)
     app = Flask(import_name, static_folder=None)
     app.request_class = WorkspaceRequest
+    app.json = TextOnlyJSON(app)
     app.config.update(
         SECRET_KEY=session_key(workspace),
         SESSION_COOKIE_NAME=COOKIE_NAME,

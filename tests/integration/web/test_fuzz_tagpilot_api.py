@@ -66,10 +66,11 @@ class Target:
 
     def dataset_ready(self) -> None:
         """The dataset the fuzzer works on, made again when a fuzzed request renamed or deleted it."""
-        if self.http.get(f"/api/datasets/{DATASET}").status_code == 200:
+        found = self.http.get(f"/api/datasets/{DATASET}")
+        if found.status_code == 200:
             return
         reply = self.http.post("/api/datasets", json={"name": DATASET})
-        assert reply.status_code == 201, reply.get_data(as_text=True)
+        assert reply.status_code == 201, (found.status_code, found.get_data(as_text=True)[:500])
         files = [(io.BytesIO(image_bytes(colour=(9, 9, i))), f"{n}.png") for i, n in enumerate("ab")]
         upload = self.http.post(
             f"/api/datasets/{DATASET}/upload", data={"files": files}, content_type="multipart/form-data"

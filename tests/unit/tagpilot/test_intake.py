@@ -57,6 +57,21 @@ def test_odd_names_are_cleaned(store, workspace):
     assert [item["stored_as"] for item in result.accepted] == ["Unicode_Photo_1.png", "image.png"]
 
 
+def test_a_name_with_two_dots_in_a_row_is_stored_under_a_name_the_dataset_can_read_back(api):
+    """Found by the API fuzzer (issue 16): `holiday..beach.png` was stored as it was, a name the
+    dataset's own name check refuses, so every later request on the dataset answered 400."""
+    api.post("/api/datasets", json={"name": "trip"})
+    files = [(io.BytesIO(png()), "holiday..beach.png"), (io.BytesIO(png((9, 9))), "a...b..c.jpg")]
+    reply = api.post("/api/datasets/trip/upload", data={"files": files}, content_type="multipart/form-data")
+    assert [item["stored_as"] for item in reply.json["accepted"]] == ["holiday.beach.png", "a.b.c.png"]
+    listing = api.get("/api/datasets/trip")
+    assert listing.status_code == 200 and listing.json["images"] == 2
+    assert (
+        api.put("/api/datasets/trip/images/holiday.beach.png/caption", json={"caption": "sea"}).status_code
+        == 200
+    )
+
+
 def _zip(entries, compression=zipfile.ZIP_DEFLATED):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:
