@@ -174,6 +174,8 @@ def test_fuzzed_uploads_are_stored_in_the_dataset_or_refused_never_a_crash(targe
             for item in reply.get_json()["accepted"]:
                 stored = folder / item["stored_as"]
                 assert stored.parent == folder and stored.is_file(), item
+        after = target.http.get(f"/api/datasets/{DATASET}")  # whatever came in, the dataset still reads
+        assert after.status_code == 200, after.get_data(as_text=True)[:300]
         assert target.watch.new() == []
         assert list(target.ws.tmp.glob("upload-*")) == []  # every spooled copy is removed
 
