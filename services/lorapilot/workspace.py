@@ -152,7 +152,7 @@ class Workspace:
         symlinks included.
         """
         raw = os.fspath(path)
-        if not raw or "\x00" in raw:
+        if not raw or "\x00" in raw or not _encodable(raw):
             raise PathEscapeError(f"{raw!r} is not a usable path")
         posix = PurePosixPath(raw)
         if posix == CONTAINER_ROOT or CONTAINER_ROOT in posix.parents:
@@ -173,3 +173,12 @@ class Workspace:
         except ValueError:
             return str(path)
         return str(CONTAINER_ROOT.joinpath(*rel.parts))
+
+
+def _encodable(raw: str) -> bool:
+    """False for text no file name can hold: a lone surrogate such as JSON's `"\ud800"`."""
+    try:
+        os.fsencode(raw)
+    except UnicodeEncodeError:
+        return False
+    return True

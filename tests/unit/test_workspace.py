@@ -62,7 +62,7 @@ def test_container_paths_map_into_a_native_workspace(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad", ["/etc/passwd", "/workspace/../etc", "../../etc", "outputs/../../x", "", "a\x00b"]
+    "bad", ["/etc/passwd", "/workspace/../etc", "../../etc", "outputs/../../x", "", "a\x00b", "x\ud800"]
 )
 def test_paths_outside_the_workspace_are_refused(tmp_path, bad):
     ws = Workspace.from_env(tmp_path / "ws").ensure()

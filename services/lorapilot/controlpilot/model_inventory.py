@@ -271,18 +271,19 @@ def register(ws: Workspace, raw: Any) -> ModelEntry:
     path = _user_path(ws, raw)
     if not path.exists():
         raise ControlPilotError(
-            f"path {raw!r}: nothing is there ({ws.display(path)}); copy the model into the workspace "
+            f"path {_shown(raw)}: nothing is there ({ws.display(path)}); copy the model into the workspace "
             "first, or correct the path"
         )
     if model_format(path) is None:
         suffixes = ", ".join(SINGLE_FILE_FORMATS)
         raise ControlPilotError(
-            f"path {raw!r} is neither a diffusers folder (no model_index.json) nor a model file "
+            f"path {_shown(raw)} is neither a diffusers folder (no model_index.json) nor a model file "
             f"({suffixes}); point at the pipeline folder or at the checkpoint file"
         )
     if path == ws.models or ws.models in path.parents:
         raise ControlPilotError(
-            f"path {raw!r} is inside /workspace/models/, which is listed without registering; nothing to do"
+            f"path {_shown(raw)} is inside /workspace/models/, which is listed without registering; "
+            "nothing to do"
         )
     shown = ws.display(path)
     with _REGISTRY_LOCK:
@@ -300,7 +301,7 @@ def unregister(ws: Workspace, raw: Any) -> str:
         paths = registered_paths(ws)
         if shown not in paths:
             listed = ", ".join(paths) or "none"
-            raise NotFoundError(f"path {raw!r} is not registered (registered: {listed})")
+            raise NotFoundError(f"path {_shown(raw)} is not registered (registered: {listed})")
         _write_registry(ws, [p for p in paths if p != shown])
     logger.info("unregistered model %s", shown)
     return shown
@@ -311,13 +312,27 @@ def _user_path(ws: Workspace, raw: Any) -> Path:
         raise ControlPilotError(
             "path: give the model's path inside the workspace, e.g. /workspace/imports/my-model.safetensors"
         )
+    if "\x00" in raw:
+        raise ControlPilotError(f"path {_shown(raw)} contains a NUL character, which no file name can hold")
     try:
-        return ws.resolve(raw.strip())
+        path = ws.resolve(raw.strip())
     except PathEscapeError:
         raise ControlPilotError(
-            f"path {raw!r} is outside the workspace (/workspace); copy or move the model into it "
+            f"path {_shown(raw)} is outside the workspace (/workspace); copy or move the model into it "
             "(e.g. /workspace/models/checkpoints/) and use that path"
         ) from None
+    try:
+        path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # register says nothing is there; unregister may forget a path whose model is gone
+    except OSError as exc:  # a name or path longer than the file system takes, a damaged disk, …
+        raise ControlPilotError(f"path {_shown(raw)} cannot be used: {exc.strerror or exc}") from None
+    return path
+
+
+def _shown(raw: str, limit: int = 200) -> str:
+    """The path as sent, quoted; a very long one cut, so the answer stays readable."""
+    return repr(raw) if len(raw) <= limit else f"{raw[:limit]!r}… ({len(raw)} characters)"
 
 
 def _write_registry(ws: Workspace, paths: list[str]) -> None:

@@ -1,7 +1,7 @@
 """`controlpilot`: serve ControlPilot with gunicorn (one worker, threads), as supervisord runs it.
 
-One worker process on purpose: the login throttle, NVML and the telemetry history live in that
-process; threads serve concurrent requests.
+One worker process on purpose: NVML and the telemetry history live in that process; threads serve
+concurrent requests.
 """
 
 from __future__ import annotations

@@ -161,6 +161,8 @@ def _detect_format(text: str) -> str:
         return "toml" if tomllib.loads(text) else "yaml"
     except tomllib.TOMLDecodeError:
         return "yaml"
+    except ValueError:  # TOML syntax whose value cannot be built (a 5,000-digit integer): the reader says so
+        return "toml"
 
 
 def _rename(issue: SpecIssue, path: str) -> SpecIssue:

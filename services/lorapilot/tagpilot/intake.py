@@ -272,6 +272,7 @@ def conversion_notes(path: Path, fmt: str) -> list[str]:
     notes = []
     with Image.open(path, formats=SNIFF_FORMATS) as image:
         mode = image.mode
+        deep_colour = _sixteen_bit_colour(image)
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         frames = getattr(image, "n_frames", 1)
         has_alpha = image.has_transparency_data
@@ -283,6 +284,8 @@ def conversion_notes(path: Path, fmt: str) -> list[str]:
         notes.append("CMYK converted to RGB")
     elif mode.startswith("I") or mode == "F":
         notes.append(f"{mode} high bit depth scaled to 8-bit")
+    elif deep_colour:
+        notes.append(f"16-bit {mode} high bit depth scaled to 8-bit")
     elif mode in ("P", "PA"):
         notes.append("palette image converted to RGB")
     elif mode not in ("RGB", "L", "RGBA", "LA"):
@@ -290,6 +293,16 @@ def conversion_notes(path: Path, fmt: str) -> list[str]:
     if fmt not in _KEEP_AS_IS and fmt != "MPO":
         notes.append(f"{fmt} stored as PNG" + (" (first frame)" if frames > 1 else ""))
     return notes
+
+
+def _sixteen_bit_colour(image: Image.Image) -> bool:
+    """A 16-bit-per-channel colour file (PNG `RGB;16B`, TIFF `RGB;16L`): Pillow decodes it to 8-bit
+    RGB(A), so its mode looks like an 8-bit file's and only the raw mode of its data tells."""
+    for tile in image.tile:
+        args = tile[3] if isinstance(tile[3], tuple) else (tile[3],)
+        if args and isinstance(args[0], str) and ";16" in args[0] and not image.mode.startswith("I"):
+            return True
+    return False
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:

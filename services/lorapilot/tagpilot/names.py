@@ -15,6 +15,7 @@ from lorapilot.tagpilot.errors import InvalidNameError
 _DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+_DOTS = re.compile(r"\.{2,}")
 
 
 def check_dataset_name(name: object) -> str:
@@ -39,7 +40,8 @@ def clean_stem(original: str) -> str:
     base = PurePosixPath(original.replace("\\", "/")).name
     stem = base.rsplit(".", 1)[0] if "." in base else base
     ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
-    cleaned = _UNSAFE_CHARS.sub("_", ascii_stem).strip("._-")[:80]
+    cleaned = _UNSAFE_CHARS.sub("_", ascii_stem)
+    cleaned = _DOTS.sub(".", cleaned).strip("._-")[:80]  # `..` in a name is refused by check_file_name
     return cleaned or "image"
 
 

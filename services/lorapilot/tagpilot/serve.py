@@ -1,7 +1,7 @@
 """`tagpilot`: serve TagPilot with gunicorn (one worker, threads), as supervisord runs it.
 
-One worker process on purpose: auto-captioning jobs, the loaded captioner and the login throttle
-live in that process; threads serve concurrent requests.
+One worker process on purpose: auto-captioning jobs and the loaded captioner live in that process;
+threads serve concurrent requests.
 """
 
 from __future__ import annotations

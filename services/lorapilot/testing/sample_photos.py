@@ -10,7 +10,9 @@ check must flag them. Several are re-encoded the ways real uploads arrive: JPEG,
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,22 @@ def image_bytes(size=(64, 48), colour=(10, 120, 200), mode: str = "RGB", fmt: st
     buffer = io.BytesIO()
     Image.new(mode, size, colour).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def sixteen_bit_png(pixels: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB (h×w×3) or RGBA (h×w×4) PNG of `pixels` (uint16), as cameras and
+    editors export; Pillow reads such files but cannot write them, so the chunks are written here."""
+    height, width, channels = pixels.shape
+    colour_type = {3: 2, 4: 6}[channels]
+    rows = pixels.astype(">u2").reshape(height, width * channels)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter type 0 on every row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:

@@ -21,9 +21,12 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from lorapilot.errors import LoraPilotError
 from lorapilot.web import auth
+from lorapilot.web.bodies import TextOnlyJSON
 from lorapilot.web.credentials import appliance_password, session_key
 from lorapilot.web.csrf import csrf_ok, csrf_token
 from lorapilot.web.errors import RefusedRequestError
+from lorapilot.web.sessions import SessionRegistry
+from lorapilot.web.state_db import WebStateDb
 from lorapilot.web.throttle import LoginThrottle
 from lorapilot.workspace import Workspace
 
@@ -63,6 +66,7 @@ def create_appliance_app(
     workspace.tmp.mkdir(parents=True, exist_ok=True)
     app = Flask(import_name, static_folder=None)
     app.request_class = WorkspaceRequest
+    app.json = TextOnlyJSON(app)
     app.config.update(
         SECRET_KEY=session_key(workspace),
         SESSION_COOKIE_NAME=COOKIE_NAME,
@@ -78,8 +82,12 @@ def create_appliance_app(
     if "LORAPILOT_PASSWORD" not in app.config:
         app.config["LORAPILOT_PASSWORD"] = appliance_password(workspace)
     app.extensions["lorapilot.workspace"] = workspace
+    state = WebStateDb.of(workspace)  # shared with the other services: one logout, one throttle
     app.extensions["lorapilot.login_throttle"] = LoginThrottle(
-        app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"]
+        state, app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"]
+    )
+    app.extensions["lorapilot.sessions"] = SessionRegistry(
+        state, app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
     )
     with app.app_context():
         app.extensions["lorapilot.auth_fingerprint"] = auth.password_fingerprint(

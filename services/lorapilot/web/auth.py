@@ -1,7 +1,8 @@
 """Login and logout against the appliance password; the session remembers a login for a week.
 
 The session stores a keyed fingerprint of the password, not a bare "logged in" flag, so changing
-the password (and restarting) logs every browser out.
+the password (and restarting) logs every browser out; and the id of a session recorded server-side
+(`SessionRegistry`), so a logout ends it in every service, copies of the cookie included.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from flask import (
 )
 
 from lorapilot.web.csrf import csrf_ok, csrf_token, rotate_csrf_token
+from lorapilot.web.sessions import SessionRegistry
 from lorapilot.web.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 _SESSION_KEY = "auth"
+_SESSION_ID = "sid"
 
 _LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ service }} · LoRA Pilot login</title>
@@ -62,11 +65,17 @@ def password_fingerprint(password: str) -> str:
 def is_logged_in() -> bool:
     stored = session.get(_SESSION_KEY)
     expected = current_app.extensions["lorapilot.auth_fingerprint"]
-    return isinstance(stored, str) and hmac.compare_digest(stored, expected)
+    if not (isinstance(stored, str) and hmac.compare_digest(stored, expected)):
+        return False
+    return sessions().is_open(session.get(_SESSION_ID))
 
 
 def throttle() -> LoginThrottle:
     return current_app.extensions["lorapilot.login_throttle"]
+
+
+def sessions() -> SessionRegistry:
+    return current_app.extensions["lorapilot.sessions"]
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -90,6 +99,7 @@ def login() -> Response | str | tuple:
     throttle().reset(client)
     session.clear()
     session[_SESSION_KEY] = current_app.extensions["lorapilot.auth_fingerprint"]
+    session[_SESSION_ID] = sessions().open()
     session.permanent = True
     token = rotate_csrf_token()
     if request.is_json:
@@ -99,6 +109,7 @@ def login() -> Response | str | tuple:
 
 @bp.post("/logout")
 def logout() -> Response:
+    sessions().close(session.get(_SESSION_ID))
     session.clear()
     if request.is_json:
         return jsonify(ok=True)
@@ -113,8 +124,8 @@ def session_info() -> Response:
 
 def _given_password() -> str:
     if request.is_json:
-        body = request.get_json(silent=True) or {}
-        value = body.get("password", "")
+        body = request.get_json(silent=True)
+        value = body.get("password", "") if isinstance(body, dict) else ""  # `[]` or `"pw"`: no password
     else:
         value = request.form.get("password", "")
     return value if isinstance(value, str) else ""

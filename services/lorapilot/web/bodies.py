@@ -7,9 +7,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lorapilot.web.errors import InvalidBodyError
+
+
+class TextOnlyJSON(DefaultJSONProvider):
+    """Request bodies whose strings are all valid Unicode text. JSON can escape a lone surrogate
+    (`"\\ud800"`), which no file, caption or password can hold: refused here, once for every route,
+    instead of failing where the value is written (and even for `get_json(silent=True)`)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        value = super().loads(s, **kwargs)
+        if _has_lone_surrogate(value):
+            raise InvalidBodyError(
+                "the JSON body holds text that is not valid Unicode (a lone surrogate such as \\ud800); "
+                "send UTF-8 text"
+            )
+        return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 class RequestBody(BaseModel):

@@ -38,7 +38,10 @@ def csrf_ok() -> bool:
         return True
     expected = session.get(_KEY)
     sent = request.headers.get(HEADER) or _form_token()
-    return bool(expected and sent) and hmac.compare_digest(str(sent), str(expected))
+    if not (expected and sent):
+        return False
+    # bytes: compare_digest refuses str with non-ASCII characters, which a forged header may carry
+    return hmac.compare_digest(str(sent).encode("utf-8", "surrogatepass"), str(expected).encode())
 
 
 def _form_token() -> str | None:

@@ -1,7 +1,8 @@
 """Running an appliance web service under gunicorn the way supervisord starts it.
 
-One worker process with threads on purpose: a service's in-process state (login throttle, loaded
-captioner, telemetry history, background jobs) must be one copy. Temporary files of the libraries
+One worker process with threads on purpose: a service's in-process state (loaded captioner,
+telemetry history, background jobs) must be one copy; logins and the login throttle live in the
+workspace (`web.state_db`), shared by every service. Temporary files of the libraries
 go to the workspace's cache, never the system /tmp.
 """
 

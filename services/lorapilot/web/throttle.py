@@ -1,48 +1,58 @@
 """Failed-login throttling, so the appliance password cannot be guessed at network speed.
 
-Counts failures per client address in a sliding window. It lives in the process: gunicorn runs the
-web services with one worker (see `lorapilot.tagpilot.serve`), so every request sees the same
-counts. Behind a proxy all clients share one address, which makes it a global limit; still safe.
+Counts failures per client address in a sliding window, in the state file every web service shares
+(`WebStateDb`): a guesser gets the same five tries in TagPilot and ControlPilot together, not five
+each, and a restart does not reset the count. Behind a proxy all clients share one address, which
+makes it a global limit; still safe.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
+
+from lorapilot.web.state_db import WebStateDb
+
+MAX_ROWS = 100_000  # over all clients; only the newest failures are kept beyond it
+PER_CLIENT_ROWS = 100  # more than any limit needs: only the newest `max_failures` ever count
 
 
 class LoginThrottle:
     """At most `max_failures` failed logins per client within `window_s` seconds."""
 
-    def __init__(self, max_failures: int = 5, window_s: float = 60.0) -> None:
+    def __init__(self, db: WebStateDb, max_failures: int = 5, window_s: float = 60.0) -> None:
+        self.db = db
         self.max_failures = max_failures
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
     def retry_after(self, client: str) -> float:
         """Seconds until `client` may try again; 0 when it may now."""
-        with self._lock:
-            recent = self._recent(client, time.monotonic())
-            if len(recent) < self.max_failures:
-                return 0.0
-            return max(0.0, recent[0] + self.window_s - time.monotonic())
+        now = time.time()
+        with self.db.read() as db:
+            recent = db.execute(
+                "SELECT at FROM login_failures WHERE client = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                (client, now - self.window_s, self.max_failures),
+            ).fetchall()
+        if len(recent) < self.max_failures:
+            return 0.0
+        return max(0.0, recent[-1][0] + self.window_s - now)
 
     def record_failure(self, client: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(client, now).append(now)
+        """Count one failure; failures out of the window, and a client's beyond the limit, are dropped."""
+        now = time.time()
+        with self.db.transaction() as db:
+            db.execute("INSERT INTO login_failures (client, at) VALUES (?, ?)", (client, now))
+            db.execute("DELETE FROM login_failures WHERE at <= ?", (now - self.window_s,))
+            db.execute(
+                "DELETE FROM login_failures WHERE client = ? AND rowid NOT IN "
+                "(SELECT rowid FROM login_failures WHERE client = ? ORDER BY at DESC LIMIT ?)",
+                (client, client, PER_CLIENT_ROWS),
+            )
+            db.execute(
+                "DELETE FROM login_failures WHERE rowid IN "
+                "(SELECT rowid FROM login_failures ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                (MAX_ROWS,),
+            )
 
     def reset(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        recent = self._failures.setdefault(client, deque())
-        while recent and recent[0] <= now - self.window_s:
-            recent.popleft()
-        if len(self._failures) > 10_000:  # forget idle clients so the table cannot grow without bound
-            for key in [k for k, v in self._failures.items() if not v and k != client]:
-                del self._failures[key]
-        return recent
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM login_failures WHERE client = ?", (client,))

@@ -74,6 +74,20 @@ def test_wrong_passwords_and_cookie_flags(server):
     assert server.password not in server.log.read_text()
 
 
+def test_a_cookie_copied_before_logout_is_refused_by_the_running_service(server):
+    """Issue 16, finding 9: the signed cookie alone kept a logged-out session alive for a week."""
+    client = ApplianceClient(server.url)
+    assert client.login(server.password).ok
+    copied = client.http.cookies.get("lorapilot_session")
+    replay = requests.Session()
+    replay.cookies.set("lorapilot_session", copied)
+    assert replay.get(f"{server.url}/api/datasets", timeout=10).status_code == 200
+    assert client.ok("POST", "/logout", json={}) == {"ok": True}
+    assert replay.get(f"{server.url}/api/datasets", timeout=10).status_code == 401
+    page = replay.get(f"{server.url}/", timeout=10, allow_redirects=False)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+
+
 @pytest.mark.parametrize(
     "path",
     [

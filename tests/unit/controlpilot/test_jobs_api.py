@@ -181,3 +181,31 @@ def test_queue_options_out_of_range_are_refused_naming_the_field(session, ws):
         reply = session.call("POST", "/api/jobs", json={**QUICK, "name": "ranged", **extra})
         assert reply.status_code == 400 and says in reply.get_json()["error"], reply.text
     assert not list(ws.job_dir("incoming").iterdir())
+
+
+def test_an_override_with_a_5000_digit_number_is_a_400_naming_the_field(session, ws):
+    """Issue 16, finding 5: the override's value reached int() and the API answered 500."""
+    override = "training.max_steps=" + "9" * 5000
+    for route in ("/api/jobs/validate", "/api/jobs"):
+        reply = session.call("POST", route, json={**QUICK, "name": "huge", "overrides": [override]})
+        assert reply.status_code == 400, (route, reply.status_code, reply.text[:300])
+        assert "max_steps" in reply.get_data(as_text=True)
+    assert not list(ws.job_dir("incoming").iterdir())
+
+
+def test_a_pasted_config_that_is_toml_with_a_5000_digit_number_is_a_400_not_a_500(session, ws):
+    """Found by the API fuzzer (issue 16): detecting the format ran int() on the number."""
+    config = "[training]\nmax_train_steps = " + "9" * 5000 + "\n"
+    for route in ("/api/jobs/validate", "/api/jobs"):
+        reply = session.call("POST", route, json={"config": config, "name": "huge"})
+        assert reply.status_code == 400, (route, reply.status_code, reply.text[:300])
+    assert not list(ws.job_dir("incoming").iterdir())
+
+
+def test_a_body_with_text_that_is_not_unicode_is_a_400_naming_it(session, ws):
+    """Found by the API fuzzer (issue 16): a pasted config with a lone surrogate could not be written."""
+    body = '{"config": "model: \\ud800", "name": "odd"}'
+    for route in ("/api/jobs/validate", "/api/jobs"):
+        reply = session.call("POST", route, data=body, content_type="application/json")
+        assert reply.status_code == 400 and "not valid Unicode" in reply.get_json()["error"], reply.text
+    assert not list(ws.job_dir("incoming").iterdir()) and list(ws.tmp.iterdir()) == []

@@ -122,6 +122,26 @@ def test_registering_refuses_a_path_naming_it_and_the_fix(session, ws, tmp_path,
     assert not (ws.config / "models.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a" * 5000,  # one name longer than the file system takes
+        "/workspace/" + "folder/" * 700 + "model.safetensors",  # a path longer than it takes
+        "imports/model\x00.safetensors",
+        "imports/\ud800.safetensors",  # JSON can carry a lone surrogate; no file name can
+    ],
+    ids=["long-name", "long-path", "nul", "surrogate"],
+)
+def test_a_path_the_file_system_cannot_take_is_refused_not_a_crash(session, ws, path):
+    """Issue 16, finding 5: a 5,000-character path to register answered 500 (ENAMETOOLONG)."""
+    reply = session.call("POST", "/api/models/register", json={"path": path})
+    assert reply.status_code == 400, reply.text[:300]
+    error = reply.get_json()["error"]
+    assert (error.startswith("path ") or "not valid Unicode" in error) and len(error) < 1000
+    assert session.call("POST", "/api/models/unregister", json={"path": path}).status_code in (400, 404)
+    assert not (ws.config / "models.yaml").exists()
+
+
 def test_registering_without_a_path_says_what_to_send(session):
     reply = session.call("POST", "/api/models/register", json={})
     assert reply.status_code == 400 and "path: give the model's path" in reply.get_json()["error"]
@@ -283,6 +303,7 @@ def test_the_token_can_come_from_the_workspace_config_and_stays_out_of_the_progr
         ({"repo_id": "a/b", "kind": "vae"}, 400, "give a filename"),
         ({"repo_id": "a/b", "name": ".hidden"}, 400, "name '.hidden'"),
         ({"repo_id": "owner/tiny-sd15"}, 409, "/workspace/models/diffusers/tiny-sd15 already exists"),
+        ({"repo_id": "a/b", "name": "a" * 5000}, 400, "a file name takes at most 255"),  # was a 500
     ],
 )
 def test_download_requests_are_checked_before_anything_starts(session, ws, body, status, says):

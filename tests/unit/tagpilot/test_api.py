@@ -66,3 +66,17 @@ def test_the_page_and_its_assets_are_served_without_any_external_reference(api):
         assert "http://" not in text and "https://" not in text
     assert "http" not in re.sub(r'placeholder="http://host:8000/v1"', "", page)
     assert api.get("/assets/../app.py").status_code == 404
+
+
+def test_a_caption_with_text_that_is_not_unicode_is_a_400_and_changes_nothing(api, workspace):
+    """Found by the API fuzzer (issue 16): a lone surrogate in a caption failed writing it, a 500."""
+    api.post("/api/datasets", json={"name": "odd"})
+    data = {"files": [(io.BytesIO(png()), "a.png")]}
+    api.post("/api/datasets/odd/upload", data=data, content_type="multipart/form-data")
+    reply = api.put(
+        "/api/datasets/odd/images/a.png/caption",
+        data='{"caption": "x\\ud800"}',
+        content_type="application/json",
+    )
+    assert reply.status_code == 400 and "not valid Unicode" in reply.json["error"]
+    assert api.get("/api/datasets/odd/images/a.png/caption").json["caption"] == ""

@@ -6,11 +6,13 @@ import io
 import stat
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from lorapilot.tagpilot.intake import Intake, UploadLimits
 from lorapilot.testing.sample_photos import image_bytes as png
+from lorapilot.testing.sample_photos import sixteen_bit_png
 
 
 def _receive(store, workspace, files, limits=None, name="up"):
@@ -53,6 +55,21 @@ def test_odd_names_are_cleaned(store, workspace):
         store, workspace, [("C:\\Users\\me\\Ünïcode Photo (1).PNG", png()), (".png", png((9, 9)))]
     )
     assert [item["stored_as"] for item in result.accepted] == ["Unicode_Photo_1.png", "image.png"]
+
+
+def test_a_name_with_two_dots_in_a_row_is_stored_under_a_name_the_dataset_can_read_back(api):
+    """Found by the API fuzzer (issue 16): `holiday..beach.png` was stored as it was, a name the
+    dataset's own name check refuses, so every later request on the dataset answered 400."""
+    api.post("/api/datasets", json={"name": "trip"})
+    files = [(io.BytesIO(png()), "holiday..beach.png"), (io.BytesIO(png((9, 9))), "a...b..c.jpg")]
+    reply = api.post("/api/datasets/trip/upload", data={"files": files}, content_type="multipart/form-data")
+    assert [item["stored_as"] for item in reply.json["accepted"]] == ["holiday.beach.png", "a.b.c.png"]
+    listing = api.get("/api/datasets/trip")
+    assert listing.status_code == 200 and listing.json["images"] == 2
+    assert (
+        api.put("/api/datasets/trip/images/holiday.beach.png/caption", json={"caption": "sea"}).status_code
+        == 200
+    )
 
 
 def _zip(entries, compression=zipfile.ZIP_DEFLATED):
@@ -115,3 +132,31 @@ def test_a_broken_zip_is_refused_with_a_reason(store, workspace):
 def test_unusable_caption_files_are_refused(store, workspace, caption):
     _, result = _receive(store, workspace, [("a.png", png()), ("a.txt", caption)])
     assert len(result.accepted) == 1 and result.rejected[0]["name"] == "a.txt"
+
+
+@pytest.mark.parametrize("channels", [3, 4], ids=["rgb", "rgba"])
+def test_a_16_bit_colour_png_is_stored_as_8_bit_with_the_note_a_16_bit_grey_one_gets(
+    api, workspace, channels
+):
+    """Issue 16, finding 9: a 16-bit RGB PNG was copied as uploaded, without a note."""
+    pixels = np.zeros((24, 32, channels), dtype=np.uint16)
+    pixels[..., :3] = np.array([200, 100, 30], dtype=np.uint16) * 257  # exactly 8-bit values, widened
+    if channels == 4:
+        pixels[..., 3] = 65535
+    grey = (np.full((24, 32), 128, dtype=np.uint16) * 257).astype(np.uint16)
+    grey_png = io.BytesIO()
+    Image.fromarray(grey).save(grey_png, "PNG")  # mode I;16: the case that already had its note
+    api.post("/api/datasets", json={"name": "deep"})
+    colour_png = sixteen_bit_png(pixels)
+    files = [(io.BytesIO(colour_png), "colour.png"), (io.BytesIO(grey_png.getvalue()), "grey.png")]
+    reply = api.post(
+        "/api/datasets/deep/upload", data={"files": files}, content_type="multipart/form-data"
+    ).get_json()
+    notes = {item["name"]: item["notes"] for item in reply["accepted"]}
+    assert any("high bit depth scaled to 8-bit" in note for note in notes["grey.png"])
+    assert any("16-bit" in note and "scaled to 8-bit" in note for note in notes["colour.png"]), notes
+    details = api.get("/api/datasets/deep").get_json()["image_list"]
+    assert {image["name"]: image["notes"] for image in details}["colour.png"] == notes["colour.png"]
+    with Image.open(workspace.drafts / "deep" / "colour.png") as stored:
+        assert stored.mode == "RGB" and all(";16" not in str(tile[3]) for tile in stored.tile)
+        assert stored.getpixel((5, 5)) == (200, 100, 30)

@@ -134,3 +134,32 @@ def test_login_never_redirects_to_a_path_browsers_read_as_another_site(app, next
     token = _login_token(client)
     reply = client.post("/login", data={"password": "open sesame", "csrf_token": token, "next": next_url})
     assert reply.status_code == 302 and reply.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ('" "', 401),
+        ("[]", 401),
+        ("42", 401),
+        ('{"password": ["open sesame"]}', 401),
+        ('{"password": "\\ud800"}', 400),
+    ],
+)
+def test_a_login_body_that_is_not_a_password_is_refused_not_a_crash(app, body, status):
+    """Found by the API fuzzer (issue 16): a JSON string or a lone surrogate answered 500."""
+    client = app.test_client()
+    reply = client.post(
+        "/login", data=body, content_type="application/json", headers={"X-CSRF-Token": _login_token(client)}
+    )
+    assert reply.status_code == status
+    assert reply.json == {"error": "wrong password"} or "not valid Unicode" in reply.json["error"]
+
+
+@pytest.mark.parametrize("forged", ["\xe9", "t\xf6ken" * 10])
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_crash(app, forged):
+    """Found by the API fuzzer (issue 16): hmac.compare_digest raised TypeError on it, a 500."""
+    client = app.test_client()
+    assert _login(client).status_code == 200
+    assert client.post("/api/things", headers={"X-CSRF-Token": forged}).status_code == 403
+    assert client.post("/api/things", data={"csrf_token": forged}).status_code == 403
