@@ -26,6 +26,7 @@ from flask.testing import FlaskClient
 from hypothesis import strategies as st
 from PIL import Image
 
+from lorapilot.families import SD15
 from lorapilot.testing.sample_photos import sixteen_bit_png
 
 HUGE_DIGITS = "9" * 5000
@@ -82,7 +83,7 @@ def odd_strings(outside: Path) -> list[str]:
         "\ud800",
         "demo",
         "quick_test",
-        "sd15",
+        SD15.id,
         "all",
     ]
 
