@@ -1,4 +1,5 @@
-"""The A/B view of two runs: where their normalised configs differ, and their samples side by side."""
+"""The A/B view of two runs: where their normalised configs differ, their loss and learning-rate
+curves on one chart, and their samples side by side."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def _side(spool: Spool, record: JobRecord) -> dict[str, Any]:
         "progress": view["progress"],
         "status": view["status"],
         "samples": runs.samples(folder) if folder is not None else [],
+        "metrics": runs.metrics(folder) if folder is not None else {key: [] for key in runs.METRIC_KEYS},
     }
 
 

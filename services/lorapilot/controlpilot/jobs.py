@@ -122,7 +122,8 @@ def job_detail(ref: str) -> Response:
             "samples": runs.samples(folder),
             "loras": runs.lora_files(folder),
         }
-    return jsonify(**view, **files)
+    prompts = runs.sample_prompts(folder, record.job.spec if record.job is not None else None)
+    return jsonify(**view, **files, sample_prompts=prompts)
 
 
 @bp.get("/<ref>/metrics")

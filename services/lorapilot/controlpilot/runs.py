@@ -45,6 +45,31 @@ def samples(folder: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda s: (s["step"], s["index"], s["file"]))
 
 
+def sample_prompts(folder: Path | None, submitted: dict[str, Any] | None) -> list[str]:
+    """The sample prompts in index order, so `step…_<k>.png` is prompt k: from the spec the run
+    wrote (`spec.json`), else the one submitted (a queued job has no run folder yet)."""
+    spec = submitted or {}
+    if folder is not None:
+        try:
+            spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:  # being rewritten or hand-edited: the submitted spec
+            logger.warning("cannot read %s: %s", folder / "spec.json", exc)
+    sample = spec.get("sample") if isinstance(spec, dict) else None
+    prompts = sample.get("prompts") if isinstance(sample, dict) else None
+    if not isinstance(prompts, list):
+        return []
+    return [_prompt_text(prompt) for prompt in prompts]
+
+
+def _prompt_text(prompt: Any) -> str:
+    """A prompt as spec.json writes it: its text, or `{text, width, …}` when it has options."""
+    if isinstance(prompt, dict):
+        return str(prompt.get("text", ""))
+    return str(prompt)
+
+
 def sample_path(folder: Path, name: str) -> Path | None:
     """The sample called `name`, only if the listing has it."""
     return folder / "samples" / name if any(s["file"] == name for s in samples(folder)) else None

@@ -1,6 +1,8 @@
-"""The A/B view: config differences field by field, and each run's samples."""
+"""The A/B view: config differences field by field, and each run's metrics and samples."""
 
 from __future__ import annotations
+
+import json
 
 from lorapilot.controlpilot.compare import differences, flatten
 
@@ -27,11 +29,16 @@ def test_compare_two_runs(session, ws):
     samples = ws.outputs / "right" / "samples"
     samples.mkdir(parents=True)
     (samples / "step00000010_0.png").write_bytes(b"\x89PNG")
+    (ws.outputs / "right" / "_logs").mkdir()
+    metrics = {"step": [1, 2], "loss": [0.5, 0.25], "lr": [1e-4, 2e-4]}
+    (ws.outputs / "right" / "_logs" / "metrics.json").write_text(json.dumps(metrics))
     reply = session.ok("GET", "/api/compare?a=left&b=right")
     fields = {d["field"]: (d["a"], d["b"]) for d in reply["differences"]}
     assert fields["network.dim"] == (8, 32)
     assert fields["output.name"] == ("left", "right")
     assert "training.max_steps" not in fields
     assert reply["a"]["samples"] == [] and reply["b"]["samples"][0]["step"] == 10
+    assert reply["a"]["metrics"] == {"step": [], "loss": [], "lr": []}  # queued: no curve yet
+    assert reply["b"]["metrics"] == metrics
     assert session.call("GET", "/api/compare?a=left").status_code == 400
     assert session.call("GET", "/api/compare?a=left&b=nobody").status_code == 404

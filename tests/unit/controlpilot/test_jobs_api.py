@@ -209,3 +209,19 @@ def test_a_body_with_text_that_is_not_unicode_is_a_400_naming_it(session, ws):
         reply = session.call("POST", route, data=body, content_type="application/json")
         assert reply.status_code == 400 and "not valid Unicode" in reply.get_json()["error"], reply.text
     assert not list(ws.job_dir("incoming").iterdir()) and list(ws.tmp.iterdir()) == []
+
+
+def test_detail_names_the_sample_prompts_so_samples_by_index_get_their_prompt(session, ws):
+    overrides = ["sample.prompts=[lpdemo a photo, lpdemo on a beach]"]
+    job_id = session.ok("POST", "/api/jobs", json={**QUICK, "name": "grid", "overrides": overrides})["id"]
+    queued = session.ok("GET", "/api/jobs/grid")
+    assert queued["sample_prompts"] == ["lpdemo a photo", "lpdemo on a beach"]  # no run folder yet
+
+    _fake_run(ws, "grid", job_id, state="running", step=4, total=4)
+    spec = {"sample": {"prompts": ["[trigger] a cat", {"text": "[trigger] a dog", "width": 512}]}}
+    (ws.outputs / "grid" / "spec.json").write_text(json.dumps(spec))
+    written = session.ok("GET", f"/api/jobs/{job_id}")["sample_prompts"]
+    assert written == ["[trigger] a cat", "[trigger] a dog"]  # the spec the run used, options or not
+
+    (ws.outputs / "grid" / "spec.json").write_text('{"sample": {"prompts": ["half-writ')
+    assert session.ok("GET", "/api/jobs/grid")["sample_prompts"] == ["lpdemo a photo", "lpdemo on a beach"]
