@@ -57,6 +57,7 @@ def _side(spool: Spool, record: JobRecord) -> dict[str, Any]:
         "status": view["status"],
         "samples": runs.samples(folder) if folder is not None else [],
         "metrics": runs.metrics(folder) if folder is not None else {key: [] for key in runs.METRIC_KEYS},
+        "sample_prompts": runs.sample_prompts(folder, record.job.spec if record.job is not None else None),
     }
 
 

@@ -1,7 +1,7 @@
 """The dashboard (`/`) and a page per job (`/jobs/<ref>`), with their script and stylesheet.
 
 One template: the script reads `data-job` on <body> and shows the dashboard or the job. No CDN,
-nothing fetched from elsewhere; the loss plot is inline SVG drawn from metrics.json.
+nothing fetched from elsewhere; the charts are inline SVG drawn from metrics.json (charts.js).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from flask import Blueprint, Flask, Response, render_template
 from lorapilot.web.assets import asset_response
 
 bp = Blueprint("pages", __name__, template_folder="templates")
-_ASSETS = frozenset({"page_common.js", "controlpilot.js", "controlpilot.css", "models.js", "models.css"})
+_ASSETS = frozenset(
+    {"page_common.js", "charts.js", "controlpilot.js", "controlpilot.css", "models.js", "models.css"}
+)
 
 
 def init_app(app: Flask) -> None:

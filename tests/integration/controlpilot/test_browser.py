@@ -80,7 +80,7 @@ def test_start_a_quick_test_job_watch_it_finish_download_the_lora_and_see_it_in_
 
     expect(page.locator("#job-progress-text")).to_have_text("6/6 (100%)", timeout=15_000)
     expect(page.locator("#job-title")).to_have_text("browser — done")
-    expect(page.locator("#loss-plot svg polyline")).to_have_count(1)
+    expect(page.locator("#loss-plot svg polyline")).to_have_count(2)  # raw steps and their smoothed curve
     assert int(page.locator("#loss-plot").get_attribute("data-points")) == len(view["metrics"]["step"])
     sample = page.locator("#samples img").first
     expect(sample).to_be_visible()

@@ -25,7 +25,11 @@ def test_flatten_and_differences_use_the_cli_field_paths():
 
 def test_compare_two_runs(session, ws):
     session.ok("POST", "/api/jobs", json={**QUICK, "name": "left", "overrides": ["network.dim=8"]})
-    session.ok("POST", "/api/jobs", json={**QUICK, "name": "right", "overrides": ["network.dim=32"]})
+    session.ok(
+        "POST",
+        "/api/jobs",
+        json={**QUICK, "name": "right", "overrides": ["network.dim=32", "sample.prompts=[a cat]"]},
+    )
     samples = ws.outputs / "right" / "samples"
     samples.mkdir(parents=True)
     (samples / "step00000010_0.png").write_bytes(b"\x89PNG")
@@ -40,5 +44,6 @@ def test_compare_two_runs(session, ws):
     assert reply["a"]["samples"] == [] and reply["b"]["samples"][0]["step"] == 10
     assert reply["a"]["metrics"] == {"step": [], "loss": [], "lr": []}  # queued: no curve yet
     assert reply["b"]["metrics"] == metrics
+    assert reply["a"]["sample_prompts"] == [] and reply["b"]["sample_prompts"] == ["a cat"]
     assert session.call("GET", "/api/compare?a=left").status_code == 400
     assert session.call("GET", "/api/compare?a=left&b=nobody").status_code == 404

@@ -49,13 +49,8 @@ function fillCompareChoices(jobs) {
 }
 
 function sampleColumn(side) {
-  const column = el("div", { class: "card" }, el("strong", {}, `${side.name} (${side.state})`));
-  for (const s of side.samples) {
-    column.append(el("figure", {},
-      el("img", { src: `/api/jobs/${encodeURIComponent(side.id)}/samples/${encodeURIComponent(s.file)}`, alt: s.file }),
-      el("figcaption", {}, `step ${s.step} #${s.index}`)));
-  }
-  return column;
+  return el("div", { class: "card", "data-run": side.name },
+    el("strong", {}, `${side.name} (${side.state})`), samplesGrid(side.id, side.samples, side.sample_prompts));
 }
 
 async function compareRuns() {
@@ -67,9 +62,23 @@ async function compareRuns() {
     $("#compare-table tbody").replaceChildren(...result.differences.map((d) =>
       el("tr", {}, el("td", {}, d.field), el("td", {}, show(d.a)), el("td", {}, show(d.b)))));
     $("#compare-samples").replaceChildren(sampleColumn(result.a), sampleColumn(result.b));
+    showCompareCharts(result.a, result.b);
   } catch (error) {
     say(error.message);
   }
+}
+
+// The two runs' loss (smoothed, raw faint) and learning rate on shared charts, A blue and B orange.
+const RUN_COLORS = ["#6fa8ff", "#ffa657"];
+let compareCharts = null;
+function showCompareCharts(...sides) {
+  const names = sides.map((side, i) => (i && side.name === sides[0].name ? `${side.name} (B)` : side.name));
+  $("#compare-charts").hidden = false;
+  $("#compare-legend").replaceChildren(...names.map((name, i) =>
+    el("span", { class: "swatch", style: `color:${RUN_COLORS[i]}` }, name)));
+  compareCharts.loss.update(sides.flatMap((side, i) => lossSeries(names[i], side.metrics, RUN_COLORS[i])));
+  compareCharts.lr.update(sides.map((side, i) =>
+    ({ name: names[i], steps: side.metrics.step, values: side.metrics.lr, color: RUN_COLORS[i] })));
 }
 
 function startRequest() {
@@ -243,6 +252,12 @@ function dashboard() {
   $("#start-config").addEventListener("input", () => { delete $("#start-config").dataset.format; });
   $("#start-form").addEventListener("submit", submitStart);
   $("#compare-button").addEventListener("click", compareRuns);
+  compareCharts = {
+    loss: new StepChart($("#compare-loss-plot"), { label: "loss by step of both runs", smoothed: true }),
+    lr: new StepChart($("#compare-lr-plot"), { label: "learning rate by step of both runs" }),
+  };
+  bindSmoothingSliders();
+  bindLogScale($("#compare-lr-log"), compareCharts.lr);
   const tick = () => Promise.all([refreshJobs(), refreshTelemetry()]).catch((e) => say(e.message));
   tick();
   refreshServices();
@@ -251,39 +266,27 @@ function dashboard() {
 }
 
 // -- one job --------------------------------------------------------------------------------------
-function plot(target, steps, values, label) {
-  const width = 640, height = 200, pad = 36;
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", width); svg.setAttribute("height", height);
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img"); svg.setAttribute("aria-label", label);
-  const points = steps.map((s, i) => [s, values[i]]).filter(([, v]) => v != null && isFinite(v));
-  const add = (tag, attrs, text) => {
-    const node = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    svg.append(node);
-    return node;
-  };
-  add("line", { class: "axis", x1: pad, y1: height - pad, x2: width - 8, y2: height - pad });
-  add("line", { class: "axis", x1: pad, y1: 8, x2: pad, y2: height - pad });
-  if (points.length) {
-    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-    const [x0, x1] = [Math.min(...xs), Math.max(...xs) || 1];
-    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    const sx = (x) => pad + ((x - x0) / ((x1 - x0) || 1)) * (width - pad - 8);
-    const sy = (y) => height - pad - ((y - y0) / ((y1 - y0) || 1)) * (height - pad - 8);
-    add("polyline", { class: "line", points: points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ") });
-    add("text", { x: 2, y: 14 }, y1.toPrecision(3));
-    add("text", { x: 2, y: height - pad }, y0.toPrecision(3));
-    add("text", { x: pad, y: height - 12 }, `step ${x0}`);
-    add("text", { x: width - 80, y: height - 12 }, `step ${x1}`);
-  } else {
-    add("text", { x: width / 2 - 40, y: height / 2 }, "no data yet");
-  }
-  target.replaceChildren(svg);
-  target.dataset.points = String(points.length);
+let jobCharts = null;
+
+// Samples as a grid: a row per step, a column per prompt (`step…_<k>.png` is prompt k of the spec).
+function samplesGrid(jobId, samples, prompts = []) {
+  if (!samples.length) return el("p", { class: "hint" }, "No samples yet.");
+  const columns = Math.max(prompts.length, ...samples.map((s) => s.index + 1));
+  const steps = [...new Set(samples.map((s) => s.step))].sort((a, b) => a - b);
+  const cells = new Map();
+  for (const s of samples) if (!cells.has(`${s.step}/${s.index}`)) cells.set(`${s.step}/${s.index}`, s);
+  const prompt = (k) => prompts[k] ?? `prompt ${k + 1}`;
+  const head = el("tr", {}, el("th", {}, "step"), ...Array.from({ length: columns }, (_, k) =>
+    el("th", { "data-prompt": k, title: prompt(k) }, prompt(k))));
+  const rows = steps.map((step) => el("tr", { "data-step": step }, el("th", {}, String(step)),
+    ...Array.from({ length: columns }, (_, k) => {
+      const s = cells.get(`${step}/${k}`);
+      if (!s) return el("td", { "data-prompt": k, class: "missing" }, "–");
+      const src = `/api/jobs/${encodeURIComponent(jobId)}/samples/${encodeURIComponent(s.file)}`;
+      return el("td", { "data-prompt": k },
+        el("a", { href: src, target: "_blank" }, el("img", { src, alt: `step ${step}: ${prompt(k)}` })));
+    })));
+  return el("table", { class: "samples-grid" }, el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
 let shownSamples = "";
@@ -302,14 +305,12 @@ async function refreshJob() {
   $("#job-facts").textContent = facts.join(" · ");
   $("#cancel-button").disabled = !["queued", "running", "interrupted"].includes(job.state);
   $("#retry-button").disabled = !["failed", "cancelled"].includes(job.state);
-  plot($("#loss-plot"), job.metrics.step, job.metrics.loss, "loss by step");
-  plot($("#lr-plot"), job.metrics.step, job.metrics.lr, "learning rate by step");
-  const key = job.samples.map((s) => s.file).join(",");
+  jobCharts.loss.update(lossSeries("loss", job.metrics));
+  jobCharts.lr.update([{ name: "lr", steps: job.metrics.step, values: job.metrics.lr }]);
+  const key = JSON.stringify([job.samples.map((s) => s.file), job.sample_prompts]);
   if (key !== shownSamples) {
     shownSamples = key;
-    $("#samples").replaceChildren(...job.samples.map((s) => el("figure", {},
-      el("img", { src: `/api/jobs/${encodeURIComponent(job.id)}/samples/${encodeURIComponent(s.file)}`, alt: s.file }),
-      el("figcaption", {}, `step ${s.step} #${s.index}`))));
+    $("#samples").replaceChildren(samplesGrid(job.id, job.samples, job.sample_prompts));
   }
   const link = $("#lora-link");
   link.hidden = !(job.state === "done" || (job.status && job.status.lora));
@@ -410,6 +411,12 @@ function jobPage() {
     api("POST", `/api/jobs/${encodeURIComponent(jobRef)}/retry`).then(() => say("Queued again."), (e) => say(e.message)));
   $("#comfy-publish-button").addEventListener("click", comfyPublish);
   $("#comfy-test-button").addEventListener("click", comfyTest);
+  jobCharts = {
+    loss: new StepChart($("#loss-plot"), { label: "loss by step", smoothed: true }),
+    lr: new StepChart($("#lr-plot"), { label: "learning rate by step" }),
+  };
+  bindSmoothingSliders();
+  bindLogScale($("#lr-log"), jobCharts.lr);
   const tick = () => refreshJob().catch((e) => say(e.message));
   tick();
   setInterval(tick, 1000);
