@@ -97,7 +97,7 @@ class StepChart {
   constructor(target, { label, smoothed = false }) {
     Object.assign(this, { target, label, smoothed, log: false, series: [], key: "", hoverX: null });
     this.width = 680; this.height = 220;
-    this.pad = { left: 58, right: 12, top: 10, bottom: 30 };
+    this.pad = { left: 58, right: 24, top: 10, bottom: 30 };
     target.classList.add("plot");
     target.addEventListener("mousemove", (event) => this.hover(event));
     target.addEventListener("mouseleave", () => this.hover(null));
@@ -145,14 +145,17 @@ class StepChart {
     add(svg, "line", { class: "axis", x1: left, y1: bottom, x2: right, y2: bottom });
     add(svg, "line", { class: "axis", x1: left, y1: top, x2: left, y2: bottom });
     if (!all.length) {
-      add(svg, "text", { x: width / 2 - 40, y: height / 2 }, "no data yet");
+      const some = this.series.some((series) => series.values.some((v) => v != null && isFinite(v)));
+      add(svg, "text", { x: width / 2, y: height / 2, "text-anchor": "middle" },
+        some ? "no values above 0 to show on a log scale" : "no data yet");
       this.scale = null;
       this.target.replaceChildren(svg);
       return;
     }
-    const steps = all.map((p) => p[0]), values = all.map((p) => p[1]);
-    const x0 = Math.min(...steps), x1 = Math.max(...steps);
-    let y0 = Math.min(...values), y1 = Math.max(...values);
+    let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity]; // a loop: long runs overflow min(...)
+    for (const [x, y] of all) {
+      [x0, x1, y0, y1] = [Math.min(x0, x), Math.max(x1, x), Math.min(y0, y), Math.max(y1, y)];
+    }
     const f = this.log ? Math.log10 : (v) => v;
     if (y0 === y1) { y0 = this.log ? y0 / 2 : y0 - Math.abs(y0 || 1) * 0.05; y1 = this.log ? y1 * 2 : y1 + Math.abs(y1 || 1) * 0.05; }
     const sx = (x) => left + ((x - x0) / ((x1 - x0) || 1)) * (right - left);
@@ -180,6 +183,9 @@ class StepChart {
         points: s.points.map(([x, y]) => `${sx(x).toFixed(2)},${sy(y).toFixed(2)}`).join(" "),
       });
       if (s.color) line.style.stroke = s.color;
+      if (s.role === "raw") { // fainter the more steps share a pixel, so a long run's noise stays a haze
+        line.style.strokeOpacity = String(Math.min(0.3, Math.max(0.06, (0.3 * (right - left)) / s.points.length)));
+      }
     }
     this.drawn = drawn;
     this.hoverLayer = add(svg, "g", { class: "hover" });
