@@ -5,7 +5,7 @@
 #   docker build --build-arg WITH_COMFYUI=1 -t lorapilot:comfyui .
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
-ARG TORCH_VERSION=2.11.0
+# The CUDA build of torch: its version is requirements/torch.txt's (the same as scripts/bootstrap's).
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
 ARG WITH_COMFYUI=0
 ARG COMFYUI_REF=v0.8.1
@@ -32,33 +32,38 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv "$VIRTUAL_ENV"
 
-# The CUDA build of torch first: the largest layer, and it changes least often.
-RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
-
-# Dependencies from the manifest only (version ranges live in pyproject.toml), so editing the code
-# does not reinstall them. Naming torch again keeps the resolver from swapping the CUDA build.
+# The locks first: they change least often. torch (the CUDA build, with the CUDA libraries and
+# triton it needs) from the torch index at requirements/torch.txt's version, then every other
+# dependency from the hashed lock (scripts/lock): the same versions on every build, checked.
 WORKDIR /opt/lorapilot
-COPY pyproject.toml README.md ./
-# hadolint ignore=DL3013
-RUN mkdir -p services/lorapilot && touch services/lorapilot/__init__.py \
-    && pip install ".[gpu]" "torch==${TORCH_VERSION}" --extra-index-url "${TORCH_INDEX}" \
-    && pip uninstall -y lorapilot
+COPY requirements ./requirements
+RUN pip install -r requirements/torch.txt --index-url "${TORCH_INDEX}"
+# A layer of its own: a new lock reinstalls these, not the gigabytes of torch above.
+# hadolint ignore=DL3059
+RUN pip install --require-hashes -r requirements/runtime.txt
 
-# ComfyUI, optionally, at a pinned release, in the same environment (sharing the CUDA torch above).
+# ComfyUI, optionally, at a pinned release, in the same environment: its requirements under the lock's
+# versions as constraints (a conflict fails the build rather than changing LoRA Pilot's libraries), and
+# torchvision/torchaudio from the torch index to match the torch above.
 # hadolint ignore=DL3013
 RUN if [ "${WITH_COMFYUI}" = "1" ]; then \
         git clone --depth 1 --branch "${COMFYUI_REF}" https://github.com/comfyanonymous/ComfyUI /opt/ComfyUI \
-        && pip install -r /opt/ComfyUI/requirements.txt "torch==${TORCH_VERSION}" --extra-index-url "${TORCH_INDEX}"; \
+        && sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*==[^ ]*\).*/\1/p' requirements/runtime.txt requirements/torch.txt \
+            > /tmp/lock-constraints.txt \
+        && pip install -r /opt/ComfyUI/requirements.txt -c /tmp/lock-constraints.txt \
+            --extra-index-url "${TORCH_INDEX}" \
+        && rm /tmp/lock-constraints.txt; \
     fi
 
 # The package itself, the supervisor configuration, the workspace skeleton, the docs ControlPilot
-# serves at /docs/ (LORAPILOT_DOCS) and the entrypoint.
+# serves at /docs/ (LORAPILOT_DOCS) and the entrypoint. The package is built with the locked
+# setuptools (--no-build-isolation), so nothing unpinned is fetched here either.
 COPY services ./services
 COPY supervisord.conf ./
 COPY workspace_skel ./workspace_skel
 COPY docs ./docs
 COPY docker/entrypoint.sh /usr/local/bin/lorapilot-entrypoint
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
     && chmod 0755 /usr/local/bin/lorapilot-entrypoint \
     && mkdir -p /opt/lorapilot/.run /workspace
 

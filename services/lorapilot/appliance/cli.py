@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import json
 import sys
 from pathlib import Path
 
-from lorapilot.appliance import comfyui
+from lorapilot.appliance import comfyui, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"only answer: print true/false, exit 0 when ComfyUI is installed (${comfyui.COMFYUI_DIR_ENV})",
     )
+    version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
+    version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
     args = parser.parse_args(argv)
     try:
         return _command(args)
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> int:
     if args.command == "health":
         return _health(args.config)
+    if args.command == "version":
+        return _version(as_json=args.json)
     if args.command == "comfyui":
         if args.installed:
             print("true" if comfyui.installed() else "false")
@@ -64,6 +69,19 @@ def _bootstrap(ws: Workspace) -> int:
         print(f"[lorapilot] generated the appliance password (saved in {password.source}): {password.value}")
     elif password is not None:
         print(f"[lorapilot] appliance password: from {password.source}")
+    return 0
+
+
+def _version(*, as_json: bool) -> int:
+    components = versions.report()
+    if as_json:
+        print(json.dumps([c.to_json() for c in components], indent=2))
+        return 0
+    width = max(len(c.name) for c in components)
+    for c in components:
+        shown = c.version or ("none" if c.name == "nvidia driver" else "not installed")
+        detail = (f" ({c.detail})" if c.version else f": {c.detail}") if c.detail else ""
+        print(f"{c.name:<{width}}  {shown}{detail}")
     return 0
 
 

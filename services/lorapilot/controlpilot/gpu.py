@@ -1,7 +1,8 @@
 """GPU telemetry through NVML (nvidia-ml-py): utilisation, memory, temperature and power per GPU.
 
-Without a GPU (no driver, no NVML library, no device) the report says so with the reason, and
-never invents numbers.
+nvidia-ml-py is a default dependency: on a machine without an NVIDIA driver NVML's init fails
+(its shared library is not found) and the report says "no NVIDIA GPU or driver" with NVML's words.
+Without a GPU the report says so with the reason, and never invents numbers.
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ def _init() -> str | None:
         if isinstance(_initialised, str):
             return _initialised
         try:
-            import pynvml  # noqa: PLC0415 - optional (the `gpu` extra)
-        except ImportError:
-            _initialised = "nvidia-ml-py is not installed (pip install 'lorapilot[gpu]')"
+            import pynvml  # noqa: PLC0415 - imported on first use: a process that never asks pays nothing
+        except ImportError:  # an environment not installed from the lock
+            _initialised = "nvidia-ml-py is not installed (a LoRA Pilot dependency: rerun scripts/bootstrap)"
             return _initialised
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
-            _initialised = f"no NVIDIA GPU or driver: NVML says {exc}"
+            _initialised = f"no NVIDIA GPU or driver ({exc})"
             logger.info("GPU telemetry off: %s", _initialised)
             return _initialised
         _initialised = True

@@ -1,4 +1,5 @@
-"""The monitor: `/api/telemetry` for the page and `/metrics` for Prometheus.
+"""The monitor: `/api/telemetry` for the page, `/metrics` for Prometheus, and what the appliance
+runs on: `/api/versions` and the same versions in the page footer (lorapilot.appliance.versions).
 
 `/metrics` is behind the appliance login like everything else, unless the scraper sends
 `Authorization: Bearer <token>` matching `config/metrics-token` in the workspace (one line;
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
@@ -17,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from lorapilot.appliance import versions
 from lorapilot.controlpilot import jobs
 from lorapilot.controlpilot.telemetry import Telemetry
 from lorapilot.spool import JobState
@@ -32,6 +35,21 @@ def init_app(app: Flask) -> None:
     app.extensions["controlpilot.telemetry"] = Telemetry(workspace_of(app).root)
     app.register_blueprint(bp)
     allow_bearer_token(app, "monitor.metrics", lambda: metrics_token(current_app))
+    app.context_processor(lambda: {"versions": installed_versions(), "versions_summary": versions_summary()})
+
+
+@cache
+def installed_versions() -> list[dict[str, Any]]:
+    """Read once per process: what is installed changes only with a reinstall, which restarts it."""
+    return [component.to_json() for component in versions.report()]
+
+
+def versions_summary() -> str:
+    """The footer's one line: LoRA Pilot's version and torch's with its build."""
+    shown = {c["name"]: c for c in installed_versions()}
+    torch = shown["torch"]
+    build = f" ({torch['detail']})" if torch["detail"] else ""
+    return f"LoRA Pilot {shown['lorapilot']['version']} · torch {torch['version'] or 'not installed'}{build}"
 
 
 def metrics_token(app: Flask) -> str | None:
@@ -57,6 +75,11 @@ def telemetry() -> Telemetry:
 def telemetry_now() -> Response:
     report = telemetry().snapshot()
     return jsonify(**report, history=telemetry().recent())
+
+
+@bp.get("/api/versions")
+def versions_now() -> Response:
+    return jsonify(versions=installed_versions())
 
 
 @bp.get("/metrics")

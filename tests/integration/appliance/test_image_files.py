@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 import shutil
 import subprocess
@@ -55,6 +56,23 @@ def test_the_image_ships_the_docs_controlpilot_serves():
     assert "LORAPILOT_DOCS=/opt/lorapilot/docs" in dockerfile
     ignored = (REPO / ".dockerignore").read_text().split()
     assert not {"docs", "docs/", "*.md", "**/*.md"} & set(ignored)
+
+
+def test_the_image_installs_torch_at_the_bootstrap_s_version_then_the_hashed_lock():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    steps = [
+        "COPY requirements ./requirements",
+        'RUN pip install -r requirements/torch.txt --index-url "${TORCH_INDEX}"',
+        "RUN pip install --require-hashes -r requirements/runtime.txt",
+        "RUN pip install --no-deps --no-build-isolation .",
+    ]
+    at = [dockerfile.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), dict(zip(steps, at, strict=True))
+    # One torch version: requirements/torch.txt, which scripts/bootstrap installs too.
+    assert not re.search(r"torch==\d|TORCH_VERSION", dockerfile)
+    assert "requirements/torch.txt" in (REPO / "scripts" / "bootstrap").read_text()
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert not {"requirements", "requirements/", "*.txt", "**/*.txt"} & set(ignored)
 
 
 def test_supervisord_has_no_http_control_server():

@@ -34,9 +34,11 @@ def test_telemetry_reports_the_real_host(session, ws):
     _has_gpu(), reason="this machine has an NVIDIA GPU; the no-GPU state shows only without one"
 )
 def test_without_a_gpu_the_telemetry_says_so_with_the_reason(session):
+    """nvidia-ml-py is installed everywhere; without a driver NVML's init fails and says why."""
     report = session.ok("GET", "/api/telemetry")["gpu"]
     assert report["available"] is False and report["gpus"] == []
-    assert report["reason"] and ("NVML" in report["reason"] or "nvidia-ml-py" in report["reason"])
+    assert report["reason"].startswith("no NVIDIA GPU or driver ("), report["reason"]
+    assert "nvidia-ml-py is not installed" not in report["reason"]
 
 
 @pytest.mark.gpu
