@@ -144,30 +144,28 @@ def is_job_file(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in JOB_SUFFIXES
 
 
-def test_any_file_in_the_spool_is_read_and_an_unreadable_one_is_failed(envelope, tmp_path, monkeypatch):
+@given(data=st.data())
+def test_any_file_in_the_spool_is_read_and_an_unreadable_one_is_failed(envelope, tmp_path, monkeypatch, data):
     private_tmp = tmp_path / "tmpdir"
-    private_tmp.mkdir()
+    private_tmp.mkdir(exist_ok=True)
     monkeypatch.setenv("TMPDIR", str(private_tmp))
     monkeypatch.setattr(tempfile, "tempdir", None)  # so that tempfile reads $TMPDIR again
-
-    @given(
-        files=st.lists(
+    files = data.draw(
+        st.lists(
             st.tuples(st.sampled_from(STATES), file_names, contents(envelope)),
             min_size=1,
             max_size=3,
             unique_by=lambda f: f[1],
-        )
+        ),
+        label="files",
     )
-    def check(files: list[tuple[JobState, str, bytes]]) -> None:
-        example = Path(tempfile.mkdtemp(dir=tmp_path, prefix="example-"))
-        try:
-            check_spool(Workspace.from_env(example / "ws").ensure(), files)
-            assert [p.name for p in example.iterdir()] == ["ws"]
-            assert not list(private_tmp.iterdir())
-        finally:
-            shutil.rmtree(example)
-
-    check()
+    example = Path(tempfile.mkdtemp(dir=tmp_path, prefix="example-"))
+    try:
+        check_spool(Workspace.from_env(example / "ws").ensure(), files)
+        assert [p.name for p in example.iterdir()] == ["ws"]
+        assert not list(private_tmp.iterdir())
+    finally:
+        shutil.rmtree(example)
 
 
 def check_spool(ws: Workspace, files: list[tuple[JobState, str, bytes]]) -> None:
