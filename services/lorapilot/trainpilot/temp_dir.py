@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from multiprocessing import util
 from pathlib import Path
 
+from lorapilot.spool.store import try_lock
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def sweep(area: Path) -> list[Path]:
     if not area.is_dir():
         return removed
     for lock in sorted(area.glob(f"*{LOCK_SUFFIX}")):
-        fd = _try_exclusive(lock)
+        fd = try_lock(lock)
         if fd is None:
             continue  # a live process holds it
         try:
@@ -97,21 +98,6 @@ def sweep(area: Path) -> list[Path]:
     if removed:
         log.info("removed %d temp folder(s) left by trainpilot processes that are gone", len(removed))
     return removed
-
-
-def _try_exclusive(lock: Path) -> int | None:
-    try:
-        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.path.samestat(os.stat(lock), os.fstat(fd)):
-            return fd
-    except (BlockingIOError, FileNotFoundError):
-        pass
-    os.close(fd)
-    return None
 
 
 def _create(area: Path) -> Path:
