@@ -207,7 +207,7 @@ class Spool:
         incoming = self.folder(JobState.QUEUED)
         incoming.mkdir(parents=True, exist_ok=True)
         job_id = new_id(job.submitted_at)
-        text = "# trainpilot job (DESIGN §4), written by `trainpilot submit`\n" + yaml.safe_dump(
+        text = "# trainpilot job (docs/architecture.md), written by `trainpilot submit`\n" + yaml.safe_dump(
             job.document(), sort_keys=False, allow_unicode=True
         )
         with self._names_locked():
