@@ -179,6 +179,17 @@ def routes(app: Flask, skip: set[str]) -> list[Route]:
     return sorted(found, key=lambda r: (r.rule, r.method))
 
 
+def send(
+    client: FlaskClient, route: Route, url: str, body: object, query: dict[str, str] | None = None
+) -> Any:
+    """One request on `route`: with `body` as JSON, or without a body when it is None."""
+    if body is None:
+        return client.open(url, method=route.method, query_string=query)
+    return client.open(
+        url, method=route.method, query_string=query, data=encode(body), content_type="application/json"
+    )
+
+
 # -- uploads ------------------------------------------------------------------------------------------
 _MODES = {  # format → the colour modes it writes
     "PNG": ["RGB", "RGBA", "L", "LA", "P", "I;16", "1", "RGB;16", "RGBA;16"],

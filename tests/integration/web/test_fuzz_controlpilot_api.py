@@ -29,6 +29,7 @@ from lorapilot.testing.api_fuzz import (
     odd_strings,
     path_params,
     routes,
+    send,
     upload_content,
 )
 from lorapilot.testing.datasets import write_demo_images
@@ -117,14 +118,6 @@ def check_still_answers(target: Target) -> None:
     assert target.http.get("/api/models").status_code == 200
 
 
-def send(target: Target, route: Route, url: str, body: object, query: dict[str, str]):
-    if body is None:
-        return target.http.open(url, method=route.method, query_string=query)
-    return target.http.open(
-        url, method=route.method, query_string=query, data=encode(body), content_type="application/json"
-    )
-
-
 @pytest.mark.parametrize("endpoint", sorted(templates()))
 def test_fuzzed_bodies_never_crash_controlpilot(target, endpoint):
     """Each route that takes a JSON body, with a valid body of it mutated."""
@@ -135,7 +128,7 @@ def test_fuzzed_bodies_never_crash_controlpilot(target, endpoint):
     def one_request(route: Route, data: st.DataObject) -> None:
         url = build_url(route.rule, {name: data.draw(st.sampled_from(known[name])) for name in route.params})
         body = data.draw(st.sampled_from(bodies).flatmap(lambda t: mutated(t, outside)))
-        reply = send(target, route, url, body, {})
+        reply = send(target.http, route, url, body, {})
         answer_ok(reply, f"{route.method} {url} {encode(body)[:300]}")
         assert target.watch.new() == []
 
@@ -158,7 +151,7 @@ def test_fuzzed_path_parameters_and_queries_never_crash_controlpilot(target):
         params = {name: data.draw(path_params(outside, known.get(name, ["x"]))) for name in route.params}
         url = build_url(route.rule, params)
         body = data.draw(st.one_of(st.none(), json_values(outside)), label="body")
-        reply = send(target, route, url, body, query)
+        reply = send(target.http, route, url, body, query)
         answer_ok(reply, f"{route.method} {url}")
         assert target.watch.new() == []
 
