@@ -19,6 +19,8 @@ ENV_VAR = "LORAPILOT_WORKSPACE"
 DEFAULT_ROOT = Path("/workspace")
 # How configs written for the container spell the workspace root.
 CONTAINER_ROOT = PurePosixPath("/workspace")
+NAME_MAX = 255  # bytes in one file or folder name (ext4, xfs, btrfs, overlayfs)
+PATH_MAX = 4096  # bytes in a whole path
 
 MODEL_KINDS = ("checkpoints", "diffusers", "loras", "vae", "text_encoders", "captioners")
 JOB_STATES = ("incoming", "running", "done", "failed", "cancelled")
@@ -152,8 +154,10 @@ class Workspace:
         symlinks included.
         """
         raw = os.fspath(path)
-        if not raw or "\x00" in raw or not _encodable(raw):
+        if not raw:
             raise PathEscapeError(f"{raw!r} is not a usable path")
+        if problem := path_problem(raw):
+            raise PathEscapeError(f"{raw[:200]!r}: {problem}")
         posix = PurePosixPath(raw)
         if posix == CONTAINER_ROOT or CONTAINER_ROOT in posix.parents:
             candidate = self.root.joinpath(*posix.relative_to(CONTAINER_ROOT).parts)
@@ -175,10 +179,19 @@ class Workspace:
         return str(CONTAINER_ROOT.joinpath(*rel.parts))
 
 
-def _encodable(raw: str) -> bool:
-    """False for text no file name can hold: a lone surrogate such as JSON's `"\ud800"`."""
+def path_problem(raw: str) -> str | None:
+    """Why `raw` cannot name a file here (a NUL byte, text that is not Unicode, a name or path
+    longer than the file system takes), or None. The OS refuses these with an exception from any
+    file check, so each is caught here, where the field that holds the path is still known."""
+    if "\x00" in raw:
+        return "not a usable path: it holds a NUL byte"
     try:
-        os.fsencode(raw)
+        encoded = os.fsencode(raw)
     except UnicodeEncodeError:
-        return False
-    return True
+        return "not a usable path: it holds characters that are not valid Unicode"
+    if len(encoded) >= PATH_MAX:
+        return f"path too long: {len(encoded)} bytes (at most {PATH_MAX - 1})"
+    longest = max(len(part) for part in encoded.split(b"/"))
+    if longest > NAME_MAX:
+        return f"file name too long: a name of {longest} bytes in it (at most {NAME_MAX})"
+    return None

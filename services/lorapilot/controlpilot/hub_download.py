@@ -41,7 +41,7 @@ from lorapilot.atomic_files import write_json_atomic
 from lorapilot.controlpilot.errors import ConflictError, ControlPilotError
 from lorapilot.errors import LoraPilotError
 from lorapilot.web.bodies import RequestBody
-from lorapilot.workspace import Workspace
+from lorapilot.workspace import NAME_MAX, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ TOKEN_FILE = "hf-token"  # <workspace>/config/hf-token, owner-only, one line
 FILE_KINDS = ("checkpoints", "vae", "text_encoders", "loras")
 HUB_URL = re.compile(r"^https?://(www\.)?huggingface\.co/")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
-MAX_NAME_BYTES = 255
 # What a pipeline download leaves out: the big single-file checkpoints at the top of many repos
 # (every component folder holds the same weights), other frameworks' weights, and the safety
 # checker, which the engine never loads (families/sd.py passes safety_checker=None).
@@ -126,9 +125,9 @@ class DownloadRequest:
         suffix = PurePosixPath(filename).suffix if filename else ""
         if suffix and not name.endswith(suffix):  # a file keeps its format's suffix, or no loader finds it
             name += suffix
-        if len(name.encode()) > MAX_NAME_BYTES:  # the file system's limit on one name
+        if len(name.encode()) > NAME_MAX:  # the file system's limit on one name
             raise ControlPilotError(
-                f"name {name[:60]!r}… is {len(name)} characters; a file name takes at most {MAX_NAME_BYTES}"
+                f"name {name[:60]!r}… is {len(name)} characters; a file name takes at most {NAME_MAX}"
             )
         return cls(repo_id, filename, name, kind)
 

@@ -10,7 +10,6 @@ user wrote, not at our internal names.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,9 @@ from typing import Any
 
 from lorapilot.spec.document import parse_value
 from lorapilot.spec.issues import UNSET, Notice, SpecError, SpecIssue, did_you_mean
-from lorapilot.workspace import PathEscapeError, Workspace
+from lorapilot.workspace import PathEscapeError, Workspace, path_problem
 
 NativePath = tuple[str | int, ...]
-NAME_MAX = 255  # bytes in one file or folder name (ext4, xfs, btrfs, overlayfs)
-PATH_MAX = 4096  # bytes in a whole path
 TRAINER_DEFAULTS = "trainer_defaults"  # hint: [(path, value, source)] a reader's trainer defaults
 
 
@@ -119,24 +116,6 @@ class Draft:
             if out.get(path) is None:
                 out.put(path, copy.deepcopy(value), source)
         return out
-
-
-def path_problem(raw: str) -> str | None:
-    """Why `raw` cannot name a file here (a NUL byte, text that is not Unicode, a name or path
-    longer than the file system takes), or None. The OS refuses these with an exception from any
-    file check, so each is caught here, where the field that holds the path is still known."""
-    if "\x00" in raw:
-        return "not a usable path: it holds a NUL byte"
-    try:
-        encoded = os.fsencode(raw)
-    except UnicodeEncodeError:
-        return "not a usable path: it holds characters that are not valid Unicode"
-    if len(encoded) >= PATH_MAX:
-        return f"path too long: {len(encoded)} bytes (at most {PATH_MAX - 1})"
-    longest = max(len(part) for part in encoded.split(b"/"))
-    if longest > NAME_MAX:
-        return f"file name too long: a name of {longest} bytes in it (at most {NAME_MAX})"
-    return None
 
 
 # -- rules ------------------------------------------------------------------------------------

@@ -26,11 +26,11 @@ from lorapilot.families.recognition import (
     probe_single_file,
 )
 from lorapilot.safetensors_header import HeaderError, read_header
-from lorapilot.spec.draft import Draft, NativePath, path_problem
+from lorapilot.spec.draft import Draft, NativePath
 from lorapilot.spec.issues import UNSET, SpecError, SpecIssue, did_you_mean, issue_of
 from lorapilot.spec.model import TrainSpec
 from lorapilot.tokenizer_files import EMBEDDINGS, missing_tokenizer
-from lorapilot.workspace import PathEscapeError, Workspace
+from lorapilot.workspace import PathEscapeError, Workspace, path_problem
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 _REPEATS_DIR = re.compile(r"^(\d+)_(.+)$")
