@@ -95,8 +95,7 @@ def strength_sweep(
             row.append(target)
             log.info("rendered %s", target)
         grid.append(row)
-    sheet = out_folder / "contact_sheet.png"
-    write_atomic(sheet, contact_sheet(grid, prompts, strengths, blend))
+    # sweep.json first: the contact sheet is the last file, so whoever sees it sees a whole sweep
     write_json_atomic(
         out_folder / "sweep.json",
         {
@@ -111,6 +110,8 @@ def strength_sweep(
             "images": [[p.name for p in row] for row in grid],
         },
     )
+    sheet = out_folder / "contact_sheet.png"
+    write_atomic(sheet, contact_sheet(grid, prompts, strengths, blend))
     return SweepResult(out_folder, [p for row in grid for p in row], sheet)
 
 
