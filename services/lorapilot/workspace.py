@@ -114,6 +114,17 @@ class Workspace:
         return self.config / "profiles"
 
     @property
+    def cluster_config(self) -> Path:
+        """config/cluster.yaml: the Ray cluster the daemon runs jobs on (cluster mode)."""
+        return self.config / "cluster.yaml"
+
+    @property
+    def cluster_staging(self) -> Path:
+        """On a cluster node: the workspace its jobs run in, filled from the head's by the transfer
+        (its own folder, so a node never writes into the workspace of the appliance it is part of)."""
+        return self.cache / "cluster" / "workspace"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

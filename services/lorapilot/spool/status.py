@@ -22,6 +22,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Attempt(BaseModel):
+    """One start of a job's training: where it ran and how it ended (None while it runs)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    attempt: int
+    node: str | None = None  # the cluster node (a Ray node's name), or the host on one machine
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str | None = None  # done | failed | interrupted | node lost | cancelled
+
+
 class RunStatus(BaseModel):
     """One run's status.json. Every change is validated when it is made (`changed`, or assigning a
     field), so a misspelt state is refused by its writer instead of making the file unreadable."""
@@ -41,6 +53,8 @@ class RunStatus(BaseModel):
     attempt: int = 0  # processes started for this job so far
     pid: int | None = None  # the training process while one runs
     host: str | None = None
+    node: str | None = None  # in cluster mode: the Ray node the job runs on now (or ran on last)
+    attempts: list[Attempt] = []  # in cluster mode: each start, so a resume elsewhere is visible
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None  # heartbeat: refreshed every few seconds while training

@@ -1,0 +1,1 @@
+"""Cluster mode: the spool's jobs run on a Ray cluster of appliances (DESIGN §4, docs/operations.md)."""
