@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lorapilot.cluster.settings import load_cluster_settings
 from lorapilot.engine.run_folder import RunFolder
 from lorapilot.spool import Claim, JobRecord, JobState, Spool, read_status, write_status
 from lorapilot.spool.status import utcnow
@@ -31,9 +32,13 @@ from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
 from lorapilot.trainpilot.temp_dir import trainer_temp_dir
 from lorapilot.workspace import Workspace
 
+if TYPE_CHECKING:
+    from lorapilot.trainpilot.cluster.backend import RayBackend, RemoteJob
+
 log = logging.getLogger("lorapilot.trainpilot.daemon")
 FINISH_RETRY_S = 10.0  # a job that could not be moved to its end state (a full disk) is tried again
 CPU = "cpu"  # slots of a machine without GPUs are named cpu, cpu:1, cpu:2, ...
+RAY = "ray"  # in cluster mode a free unit of the cluster (a GPU, or a CPU slot), placed by Ray
 
 
 def is_cpu(device: str) -> bool:
@@ -45,10 +50,10 @@ class Active:
     """A job this daemon runs: its claim, its process and the GPUs it holds."""
 
     claim: Claim
-    process: BaseProcess
+    process: BaseProcess | RemoteJob  # a child process, or a run on the cluster (cluster mode)
     devices: list[str]
     result_path: Path
-    lifeline: int  # write end of the pipe the training process watches: closing it stops the job
+    lifeline: int | None  # write end of the pipe a child process watches: closing it stops the job
     cancel_sent: float | None = None  # when the process was asked to stop for a cancel
     killed: bool = False
     stop_sent: float | None = None  # when it was asked to stop for a daemon shutdown
@@ -82,6 +87,7 @@ class Daemon:
     # Jobs whose move to their end state failed (a full disk), with the time of the next try; still
     # owned, so no daemon resumes them meanwhile.
     unfinished: list[tuple[Claim, JobState, str | None, float]] = field(default_factory=list)
+    cluster: RayBackend | None = None  # cluster mode (LORAPILOT_RAY_ADDRESS): jobs run on Ray
 
     def __post_init__(self) -> None:
         self.spool = Spool(self.workspace)
@@ -94,6 +100,11 @@ class Daemon:
     # -- the loop -----------------------------------------------------------------------------------
     def serve(self, on_tick: Callable[[], None] | None = None) -> None:
         self.workspace.ensure()
+        settings = load_cluster_settings(self.workspace)
+        if settings.enabled and self.cluster is None:
+            from lorapilot.trainpilot.cluster.backend import RayBackend  # noqa: PLC0415 - Ray only here
+
+            self.cluster = RayBackend(self.workspace, settings)
         # Before the first training process starts: multiprocessing makes its temp folder then.
         with trainer_temp_dir(self.workspace, socket_safe=True) as self.temp_dir:
             self._serve(on_tick)
@@ -132,7 +143,7 @@ class Daemon:
         self.stopping = True
 
     def _sleep(self, seconds: float) -> None:
-        sentinels = [a.process.sentinel for a in self.active.values()]
+        sentinels: list[Any] = [a.process.sentinel for a in self.active.values()]
         if sentinels:
             wait(sentinels, timeout=seconds)
         else:
@@ -159,6 +170,8 @@ class Daemon:
 
     # -- starting ----------------------------------------------------------------------------------
     def _free(self) -> list[str]:
+        if self.cluster is not None:  # Ray places the job; here only whether the cluster has room
+            return [RAY] * self.cluster.free_units()
         busy = {d for a in self.active.values() for d in a.devices}
         return [d for d in self.devices if d not in busy]
 
@@ -213,6 +226,8 @@ class Daemon:
     def _devices_needed(self, record: JobRecord) -> int | None:
         """GPUs the job asks for, or None when this daemon cannot run it (it fails with the reason)."""
         gpus = record.job.gpus if record.job is not None else 1
+        if self.cluster is not None:  # more than the cluster has now waits for nodes to join
+            return max(sum(self.cluster.node_sizes()), 1) if gpus == "all" else gpus
         want = len(self.devices) if gpus == "all" else gpus
         return want if want <= len(self.devices) else None
 
@@ -230,6 +245,13 @@ class Daemon:
         devices = free[:need]
         result_path = claim.record.path.with_name(f".{record.id}.result.json")
         result_path.unlink(missing_ok=True)
+        if self.cluster is not None:
+            remote = self.cluster.start(record, result_path, need)
+            self.active[record.id] = Active(claim, remote, devices, result_path, None)
+            log.info(
+                "job %s (%s) placed on the cluster (%d %s)", record.id, record.name, need, self.cluster.unit()
+            )
+            return
         assignment = Assignment(
             workspace=str(self.workspace.root),
             job_path=str(record.path),
@@ -289,7 +311,10 @@ class Daemon:
     def _settle(self, active: Active) -> None:
         """Decide where a job goes once its process has ended: the one place for every outcome."""
         del self.active[active.job_id]
-        os.close(active.lifeline)
+        if active.lifeline is not None:
+            os.close(active.lifeline)
+        else:
+            active.process.detach()  # type: ignore[union-attr] # its thread has ended; frees its pipe
         result = WorkerResult.read(active.result_path)
         state, error = self._outcome(active, active.process.exitcode, result)
         claim = active.claim
@@ -374,6 +399,9 @@ class Daemon:
         lora = (result.lora if result is not None else None) or _last_save(folder, status.name) or status.lora
         finished = now if state.terminal else status.finished_at
         warnings = result.warnings if result is not None and result.warnings else status.warnings
+        attempts = list(status.attempts)
+        if attempts and attempts[-1].ended_at is None:
+            attempts[-1] = attempts[-1].model_copy(update={"ended_at": now, "outcome": str(state)})
         changed = status.changed(
             state=state,
             error=error,
@@ -383,6 +411,7 @@ class Daemon:
             lora=lora,
             finished_at=finished,
             warnings=warnings,
+            attempts=attempts,
         )
         write_status(folder, changed)
 
@@ -393,6 +422,13 @@ class Daemon:
     # -- stopping ----------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         self.stopping = True
+        if self.cluster is not None:  # jobs on the cluster go on; the next daemon re-attaches
+            for active in list(self.active.values()):
+                active.process.detach()  # type: ignore[union-attr]
+                active.claim.release()
+                del self.active[active.job_id]
+                log.info("job %s goes on on the cluster; the next daemon re-attaches to it", active.job_id)
+            return
         for active in self.active.values():
             if active.process.exitcode is None and active.stop_sent is None:
                 active.stop_sent = time.monotonic()

@@ -31,13 +31,14 @@ from lorapilot.spec import SpecError, SpecIssue, TrainSpec, load_spec
 from lorapilot.spec.loader import spec_from_data
 from lorapilot.spool import JobRecord, JobState, RunStatus, Spool, read_status, write_status
 from lorapilot.spool.job import read_record
-from lorapilot.spool.status import utcnow
+from lorapilot.spool.status import Attempt, utcnow
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
 from lorapilot.trainpilot.temp_dir import hold
 from lorapilot.workspace import Workspace
 
 if TYPE_CHECKING:
     from lorapilot.engine.progress import Progress  # the engine (torch) loads in the process only
+    from lorapilot.engine.trainer import RunResult
 
 log = logging.getLogger("lorapilot.trainpilot.worker")
 HEARTBEAT_S = 2.0  # status.json's updated_at is refreshed at least this often while training
@@ -121,8 +122,9 @@ def _stop_with_daemon(lifeline: int) -> None:
 
 
 class JobProcess:
-    def __init__(self, assignment: Assignment, stop: StopRequests) -> None:
+    def __init__(self, assignment: Assignment, stop: StopRequests, node: str | None = None) -> None:
         self.assignment = assignment
+        self.node = node  # in cluster mode: the Ray node this attempt runs on (status.json attempts)
         self.stop = stop
         self.ws = Workspace.from_env(assignment.workspace)
         self.spool = Spool(self.ws)
@@ -165,32 +167,7 @@ class JobProcess:
             self.status_lock.acquire()  # no heartbeat write after this point; the daemon writes next
 
     def _spec(self) -> TrainSpec:
-        record, job = self.record, self.record.job
-        if job is None:
-            raise SpecError(
-                [SpecIssue("(file)", record.problem or "unreadable job file", file=str(record.path))]
-            )
-        if record.plain:
-            spec = load_spec(record.path, name=record.id, workspace=self.ws).spec
-        elif job.spec is not None:
-            spec = envelope_spec(job.spec, job.name, self.ws, record.path)
-        else:
-            spec = load_spec(
-                None,
-                profile=job.profile,
-                dataset=job.dataset,
-                name=job.name,
-                overrides=job.overrides,
-                workspace=self.ws,
-            ).spec
-        folder = Path(spec.output.folder)  # resolved in the workspace by the spec's validation
-        if self.ws.outputs not in folder.parents:
-            where = self.ws.display(self.ws.outputs)
-            issue = SpecIssue("output.folder", f"must be a folder inside {where}/", str(folder))
-            raise SpecError([replace(issue, file=str(record.path))])
-        if record.plain:  # an envelope's name was checked when it was submitted
-            self.spool.check_name_free(spec.output.name, except_id=record.id)
-        return spec
+        return job_spec(self.record, self.ws, self.spool)
 
     def _begin(self) -> None:
         assert self.folder is not None
@@ -198,15 +175,21 @@ class JobProcess:
         write_atomic(self.folder / "job.yaml", self.record.path.read_bytes())  # as submitted (DESIGN §3)
         old = read_status(self.folder)
         now = utcnow()
+        attempt = (old.attempt if old else 0) + 1
+        attempts = list(old.attempts) if old else []
+        if self.node is not None:
+            attempts.append(Attempt(attempt=attempt, node=self.node, started_at=now))
         self.status = RunStatus(
             id=self.record.id,
             name=self.record.name,
             state=JobState.RUNNING,
             step=old.step if old else 0,
             total=old.total if old else None,
-            attempt=(old.attempt if old else 0) + 1,
+            attempt=attempt,
             pid=os.getpid(),
             host=socket.gethostname(),
+            node=self.node,
+            attempts=attempts,
             submitted_at=self.record.submitted_at,
             started_at=old.started_at if old and old.started_at else now,
             updated_at=now,
@@ -216,23 +199,8 @@ class JobProcess:
     def _train(self, spec: TrainSpec) -> WorkerResult:
         """Train; an error the user can fix is reported as its message, anything else is a bug and
         goes to the log with its traceback."""
-        from lorapilot.engine import train  # noqa: PLC0415 - torch only in the training process
-
         try:
-            if self.assignment.processes > 1:
-                from lorapilot.engine.distributed import train_distributed  # noqa: PLC0415
-
-                gpus = self.assignment.devices.split(",") if self.assignment.devices else None
-                result = train_distributed(
-                    spec,
-                    self.ws,
-                    self.assignment.processes,
-                    self._progress,
-                    devices=gpus,
-                    show_progress=False,
-                )
-            else:
-                result = train(spec, self.ws, self._progress, resume=True, show_progress=False)
+            result = self._run_training(spec)
         except SaveFailedError as exc:
             then = "resumes from it" if exc.previous else "runs it again"
             retry = f"`trainpilot retry {self.record.name}` {then} once there is room"
@@ -246,6 +214,19 @@ class JobProcess:
             return self.result(Outcome.FAILED, error=_describe(exc))
         outcome = Outcome.INTERRUPTED if result.interrupted else Outcome.DONE
         return self.result(outcome, lora=str(result.lora), step=result.steps, warnings=result.warnings)
+
+    def _run_training(self, spec: TrainSpec) -> RunResult:
+        """The engine's run: one process, or data-parallel over this machine's assigned devices."""
+        from lorapilot.engine import train  # noqa: PLC0415 - torch only in the training process
+
+        if self.assignment.processes > 1:
+            from lorapilot.engine.distributed import train_distributed  # noqa: PLC0415
+
+            gpus = self.assignment.devices.split(",") if self.assignment.devices else None
+            return train_distributed(
+                spec, self.ws, self.assignment.processes, self._progress, devices=gpus, show_progress=False
+            )
+        return train(spec, self.ws, self._progress, resume=True, show_progress=False)
 
     def _progress(self, progress: Progress) -> None:
         from lorapilot.engine import StopTraining  # noqa: PLC0415
@@ -282,6 +263,35 @@ class JobProcess:
                 if time.monotonic() - self.last_write >= HEARTBEAT_S:
                     with contextlib.suppress(OSError):
                         self._write_status()
+
+
+def job_spec(record: JobRecord, ws: Workspace, spool: Spool) -> TrainSpec:
+    """The TrainSpec a job file asks for, validated against `ws` (a plain config, an envelope's spec,
+    or a profile with a dataset), its run folder inside `outputs/` and its name free."""
+    job = record.job
+    if job is None:
+        raise SpecError([SpecIssue("(file)", record.problem or "unreadable job file", file=str(record.path))])
+    if record.plain:
+        spec = load_spec(record.path, name=record.id, workspace=ws).spec
+    elif job.spec is not None:
+        spec = envelope_spec(job.spec, job.name, ws, record.path)
+    else:
+        spec = load_spec(
+            None,
+            profile=job.profile,
+            dataset=job.dataset,
+            name=job.name,
+            overrides=job.overrides,
+            workspace=ws,
+        ).spec
+    folder = Path(spec.output.folder)  # resolved in the workspace by the spec's validation
+    if ws.outputs not in folder.parents:
+        where = ws.display(ws.outputs)
+        issue = SpecIssue("output.folder", f"must be a folder inside {where}/", str(folder))
+        raise SpecError([replace(issue, file=str(record.path))])
+    if record.plain:  # an envelope's name was checked when it was submitted
+        spool.check_name_free(spec.output.name, except_id=record.id)
+    return spec
 
 
 def envelope_spec(data: dict[str, Any], name: str, workspace: Workspace, path: Path) -> TrainSpec:
