@@ -21,15 +21,16 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
+    """Three single-slot nodes; the daemons and CLI the test starts are in cluster mode."""
     with local_cluster(tmp_path / "nodes", {"node-a": 1, "node-b": 1, "node-c": 1}) as running:
+        monkeypatch.setenv("LORAPILOT_RAY_ADDRESS", running.address)
         yield running
 
 
 def test_nine_jobs_run_once_each_spread_over_three_nodes_with_the_loras_on_the_head(
-    ws: Workspace, cli, daemons, watch, cluster: LocalCluster, monkeypatch
+    ws: Workspace, cli, daemons, watch, cluster: LocalCluster
 ) -> None:
-    monkeypatch.setenv("LORAPILOT_RAY_ADDRESS", cluster.address)
     names = [f"c{i}" for i in range(9)]
     for name in names:
         submitted = cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", name)
