@@ -56,3 +56,72 @@ def test_nine_jobs_run_once_each_spread_over_three_nodes_with_the_loras_on_the_h
     staged = cluster.workspace("node-a") / "cache/cluster/workspace"
     assert sorted(p.name for p in (staged / "datasets/images/1_demo").glob("*.png"))
     assert (staged / "models/diffusers/tiny-sd15/model_index.json").is_file()
+
+
+def _lora_tensors(path: Path) -> dict:
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    return load_file(str(path))
+
+
+def _fast_sync(ws: Workspace) -> None:
+    ws.cluster_config.write_text("cluster:\n  sync_interval_s: 0.2\n")
+
+
+def test_a_job_whose_node_dies_resumes_on_another_and_ends_with_the_lora_of_an_unbroken_run(
+    ws: Workspace, cli, daemons, watch, cluster: LocalCluster
+) -> None:
+    _fast_sync(ws)
+    steps = ["--set", "training.max_steps=80", "--set", "save.every_n_steps=10"]
+    for name in ("unbroken", "broken"):
+        submitted = cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", name, *steps)
+        assert submitted.returncode == 0, submitted.stderr
+    daemons.start()
+    head_state = ws.outputs / "broken" / "state" / "trainer.pt"
+
+    def saved_and_going_on() -> dict | None:
+        status = watch.status("broken")
+        past_save = head_state.is_file() and status.get("step", 0) > 10 and status.get("state") == "running"
+        return status if past_save else None
+
+    status = watch.until(saved_and_going_on, timeout=300, what="a state save of 'broken' on the head")
+    lost = status["node"]
+    cluster.kill(lost, pids=[status["pid"]])
+    watch.until(
+        lambda: len(watch.jobs()["done"]) == 2 or watch.jobs()["failed"], timeout=400, what="both jobs"
+    )
+    assert watch.jobs()["failed"] == [], daemons.log()
+    final = watch.status("broken")
+    attempts = final["attempts"]
+    assert [a["outcome"] for a in attempts] == ["node lost", "done"], attempts
+    assert attempts[0]["node"] == lost and attempts[1]["node"] != lost and final["attempt"] == 2
+    log = (ws.outputs / "broken" / "_logs" / "train.log").read_text()
+    assert "resuming at step" in log
+    expected = _lora_tensors(ws.outputs / "unbroken" / "unbroken.safetensors")
+    got = _lora_tensors(ws.outputs / "broken" / "broken.safetensors")
+    assert got.keys() == expected.keys()
+    for key, tensor in expected.items():
+        assert ray is not None and (got[key] == tensor).all(), key  # exact, as the local resume is
+
+
+def test_a_two_gpu_job_on_two_single_slot_nodes_trains_data_parallel_across_them(
+    ws: Workspace, cli, daemons, watch, cluster: LocalCluster
+) -> None:
+    cluster.kill("node-c")
+    submit = ["submit", "--dataset", "demo", "--profile", "tiny"]
+    assert cli(*submit, "--name", "wide", "--gpus", "2").returncode == 0
+    daemons.start()
+    watch.until(lambda: watch.jobs()["done"] or watch.jobs()["failed"], timeout=300, what="the 2-GPU job")
+    assert watch.jobs()["failed"] == [], daemons.log()
+    for node in ("node-a", "node-b"):  # a rank on each: each node fetched the inputs
+        staged = cluster.workspace(node) / "cache/cluster/workspace"
+        assert (staged / "models/diffusers/tiny-sd15/model_index.json").is_file(), node
+        assert list((staged / "datasets/images/1_demo").glob("*.png")), node
+    log = (ws.outputs / "wide" / "_logs" / "train.log").read_text()
+    assert "data-parallel: 2 processes (gloo)" in log
+    metrics = json.loads((ws.outputs / "wide" / "_logs" / "metrics.json").read_text())
+    assert metrics["step"] == [1, 2, 3, 4]  # one run's loss history, not one per rank
+    assert cli(*submit, "--name", "single").returncode == 0
+    watch.until(lambda: len(watch.jobs()["done"]) == 2, timeout=300, what="the 1-GPU job")
+    wide, single = (_lora_tensors(ws.outputs / n / f"{n}.safetensors") for n in ("wide", "single"))
+    assert {k: v.shape for k, v in wide.items()} == {k: v.shape for k, v in single.items()}

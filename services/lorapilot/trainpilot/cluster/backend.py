@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from lorapilot.trainpilot.worker import job_spec
 from lorapilot.workspace import CONTAINER_ROOT, Workspace
 
 log = logging.getLogger("lorapilot.cluster")
+_GONE = object()  # a runner Ray reports dead
 WAIT_S = 1.0  # how long one wait on a runner lasts; also how soon a lost node is noticed
 
 
@@ -171,10 +173,12 @@ class RemoteJob:
                 self._runner = self._existing_runner() or self._new_runner()
                 if self._runner is None:
                     return  # a result is written
-                self.node_id = ray.get(self._runner.start.remote())
-                if self._stop == "cancelled":
-                    self._runner.request_stop.remote("cancelled")
-                result = self._wait()
+                started = self._call(self._runner.start)
+                if started is not _GONE:
+                    self.node_id = started
+                    if self._stop == "cancelled":
+                        self._runner.request_stop.remote("cancelled")
+                result = self._wait() if started is not _GONE else None
                 if self._detached:
                     return
                 if result is not None:
@@ -238,17 +242,27 @@ class RemoteJob:
 
     def _wait(self) -> dict[str, Any] | None:
         """The runner's result; None when its node (or the runner itself) is gone."""
-        ray = self.backend.ray
-        from ray.exceptions import RayActorError  # noqa: PLC0415
-
         while not self._detached:
-            try:
-                result = ray.get(self._runner.wait.remote(WAIT_S))
-            except RayActorError:
+            result = self._call(self._runner.wait, WAIT_S)
+            if result is _GONE:
                 return None
             if result is not None:
                 return result
         return None
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        """A call to the runner; _GONE once Ray says it is dead (its node lost, or killed)."""
+        from ray.exceptions import ActorUnavailableError, RayActorError  # noqa: PLC0415
+
+        while True:
+            try:
+                return self.backend.ray.get(method.remote(*args))
+            except ActorUnavailableError:  # its node unreachable: lost, or back in a moment
+                if self._detached:
+                    return _GONE
+                time.sleep(WAIT_S)
+            except RayActorError:
+                return _GONE
 
     def _close_attempt(self, outcome: str) -> None:
         folder = self.backend.workspace.output_dir(self.record.name)
