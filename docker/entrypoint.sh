@@ -22,5 +22,9 @@ lorapilot-appliance bootstrap --workspace "$LORAPILOT_WORKSPACE"
 LORAPILOT_COMFYUI_AUTOSTART="${LORAPILOT_COMFYUI_AUTOSTART:-$(lorapilot-appliance comfyui --installed || true)}"
 export LORAPILOT_COMFYUI_AUTOSTART
 
+# SSH (the sshd program, key-only) only when PUBLIC_KEY holds a public key, as RunPod passes it.
+LORAPILOT_SSH_AUTOSTART="${LORAPILOT_SSH_AUTOSTART:-$(lorapilot-appliance sshd --wanted || true)}"
+export LORAPILOT_SSH_AUTOSTART
+
 mkdir -p /opt/lorapilot/.run
 exec supervisord -n -c /opt/lorapilot/supervisord.conf
