@@ -9,6 +9,14 @@ export LORAPILOT_TAGPILOT_PORT="${LORAPILOT_TAGPILOT_PORT:-7861}"
 export LORAPILOT_CONTROLPILOT_PORT="${LORAPILOT_CONTROLPILOT_PORT:-7878}"
 export LORAPILOT_COMFYUI_PORT="${LORAPILOT_COMFYUI_PORT:-8188}"
 
+# A RunPod secret the account does not have arrives as its literal placeholder: treat it as unset.
+for name in LORAPILOT_PASSWORD HF_TOKEN hf_token; do
+    if [[ "${!name:-}" == "{{ RUNPOD_SECRET_"* ]]; then
+        echo "[lorapilot] $name names a RunPod secret this account does not have (${!name}); ignoring it" >&2
+        unset "$name"
+    fi
+done
+
 # RunPod templates pass secrets in lower case; the services read HF_TOKEN. Never echo it.
 if [ -z "${HF_TOKEN:-}" ] && [ -n "${hf_token:-}" ]; then
     export HF_TOKEN="${hf_token}"

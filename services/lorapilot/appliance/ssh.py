@@ -85,7 +85,9 @@ def authorized_keys(public_key: str) -> str:
         if line.strip():
             keys.append(_checked_key(line.strip(), number))
     if not keys:
-        raise SshError(f"{PUBLIC_KEY_ENV} is empty; set it to your public key (the line in ~/.ssh/id_ed25519.pub)")
+        raise SshError(
+            f"{PUBLIC_KEY_ENV} is empty; set it to your public key (the line in ~/.ssh/id_ed25519.pub)"
+        )
     return "\n".join(keys) + "\n"
 
 

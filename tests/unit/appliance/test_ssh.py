@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lorapilot.appliance.ssh import SshError, authorized_keys, prepare, wanted
+from lorapilot.appliance.ssh import SSHD_SEARCH_PATH, SshError, authorized_keys, prepare, wanted
 from lorapilot.workspace import Workspace
 
 BIN = Path(sys.executable).parent
@@ -22,8 +22,8 @@ needs_keygen = pytest.mark.skipif(KEYGEN is None, reason="ssh-keygen (openssh-cl
 
 
 def a_public_key(folder: Path, name: str = "id") -> str:
-    subprocess.run([KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@laptop", "-f", str(folder / name)],
-                   check=True)  # fmt: skip
+    command = [KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@laptop", "-f", str(folder / name)]
+    subprocess.run(command, check=True)
     return (folder / f"{name}.pub").read_text().strip()
 
 
@@ -36,7 +36,11 @@ def test_prepare_writes_owner_only_keys_a_key_only_config_and_keeps_the_host_key
     ws = Workspace.from_env(tmp_path / "ws").ensure()
     first, second = a_public_key(tmp_path, "first"), a_public_key(tmp_path, "second")
     keys_file = tmp_path / "home" / ".ssh" / "authorized_keys"
-    environ = {"PUBLIC_KEY": f"{first}\n{second}\n", "PATH": "/opt/venv/bin:/usr/bin", "HF_TOKEN": "hf_secret"}
+    environ = {
+        "PUBLIC_KEY": f"{first}\n{second}\n",
+        "PATH": "/opt/venv/bin:/usr/bin",
+        "HF_TOKEN": "hf_secret",
+    }
     files = prepare(ws, environ, port=2222, keys_file=keys_file)
     assert files.authorized_keys == keys_file and files.config == ws.ssh / "sshd_config"
     assert keys_file.read_text() == f"{first}\n{second}\n"
@@ -47,7 +51,9 @@ def test_prepare_writes_owner_only_keys_a_key_only_config_and_keeps_the_host_key
     config = (ws.ssh / "sshd_config").read_text()
     options = dict(line.split(" ", 1) for line in config.splitlines() if line and not line.startswith("#"))
     assert options["PasswordAuthentication"] == "no" and options["KbdInteractiveAuthentication"] == "no"
-    assert options["PermitRootLogin"] == "prohibit-password" and options["AuthenticationMethods"] == "publickey"
+    assert (
+        options["PermitRootLogin"] == "prohibit-password" and options["AuthenticationMethods"] == "publickey"
+    )
     assert options["PermitEmptyPasswords"] == "no" and options["PubkeyAuthentication"] == "yes"
     assert options["AuthorizedKeysFile"] == str(keys_file) and options["Port"] == "2222"
     assert options["AllowUsers"] == pwd.getpwuid(os.getuid()).pw_name  # the keys are this user's only
@@ -65,7 +71,10 @@ def test_prepare_writes_owner_only_keys_a_key_only_config_and_keeps_the_host_key
 @pytest.mark.parametrize(
     ("public_key", "message"),
     [
-        ("AAAAC3NzaC1lZDI1NTE5AAAAIGb", "PUBLIC_KEY line 1 starts with 'AAAAC3NzaC1lZDI1NTE5AAAAIGb', not an SSH"),
+        (
+            "AAAAC3NzaC1lZDI1NTE5AAAAIGb",
+            "PUBLIC_KEY line 1 starts with 'AAAAC3NzaC1lZDI1NTE5AAAAIGb', not an SSH",
+        ),
         ("ssh-ed25519", "line 1 has the key type but not the key"),
         ("ssh-ed25519 not*base64 me@x", "line 1: the key is not base64"),
         ("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIGbm3 me@x", "line 1: the key is not base64"),
@@ -82,21 +91,39 @@ def test_a_public_key_that_is_not_one_is_refused_naming_the_line(public_key, mes
 def test_sshd_is_wanted_only_when_public_key_is_set(tmp_path):
     assert wanted({"PUBLIC_KEY": "ssh-ed25519 AAAA"}) and not wanted({}) and not wanted({"PUBLIC_KEY": " "})
     env = {k: v for k, v in os.environ.items() if k != "PUBLIC_KEY"}
-    answer = subprocess.run([str(BIN / "lorapilot-appliance"), "sshd", "--wanted"], env=env,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    answer = subprocess.run(
+        [str(BIN / "lorapilot-appliance"), "sshd", "--wanted"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (answer.returncode, answer.stdout) == (1, "false\n")
     env["PUBLIC_KEY"] = "ssh-ed25519 AAAA"
-    answer = subprocess.run([str(BIN / "lorapilot-appliance"), "sshd", "--wanted"], env=env,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    answer = subprocess.run(
+        [str(BIN / "lorapilot-appliance"), "sshd", "--wanted"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (answer.returncode, answer.stdout) == (0, "true\n")
 
 
-@pytest.mark.skipif(shutil.which("sshd", path="/usr/sbin:/usr/bin") is not None, reason="sshd is installed here")
+SSHD_HERE = shutil.which("sshd", path=f"{os.environ.get('PATH', '')}:{SSHD_SEARCH_PATH}")
+
+
+@pytest.mark.skipif(SSHD_HERE is not None, reason="sshd is installed here")
 def test_without_sshd_installed_the_program_ends_saying_what_to_install(tmp_path):
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbE4Uo1aYy5Cd6f0k0ERmYu4HGc2r2Kk3Nq7H1eWpGx me@laptop"
     env = {**os.environ, "PUBLIC_KEY": key, "HOME": str(tmp_path / "home")}
-    done = subprocess.run([str(BIN / "lorapilot-appliance"), "sshd", "--workspace", str(tmp_path / "ws")],
-                          env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [str(BIN / "lorapilot-appliance"), "sshd", "--workspace", str(tmp_path / "ws")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1
     assert "lorapilot-appliance: sshd is not installed" in done.stderr and "openssh-server" in done.stderr
     assert not (tmp_path / "home").exists() and not (tmp_path / "ws").exists()  # nothing half-written
