@@ -1,6 +1,8 @@
 # LoRA Pilot appliance: the trainer daemon and web services under supervisord, /workspace as the volume.
 #   docker build -t lorapilot .
 #   docker run --gpus all -p 7861:7861 -p 7878:7878 -v lorapilot:/workspace lorapilot
+# SSH (key-only, port 22) runs when PUBLIC_KEY holds your public key: -e PUBLIC_KEY="$(cat ~/.ssh/id_ed25519.pub)"
+# RunPod template: docker/runpod-template.json (docs/runpod.md).
 # With ComfyUI inside (supervisord program comfyui, port 8188, models from /workspace/models):
 #   docker build --build-arg WITH_COMFYUI=1 -t lorapilot:comfyui .
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -23,13 +25,15 @@ ENV DEBIAN_FRONTEND=noninteractive \
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# System packages: Python, tini as PID 1. Versions come from the pinned base image's Ubuntu release;
-# pinning each package would break the build at every Ubuntu point update.
+# System packages: Python, tini as PID 1, openssh-server for the optional SSH (PUBLIC_KEY; the
+# package's own host keys are deleted: each volume gets its own in config/ssh/, none is baked into the
+# image). Versions come from the pinned base image's Ubuntu release; pinning each package would break
+# the build at every Ubuntu point update.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-venv python3-dev tini ca-certificates libgl1 libglib2.0-0 git \
-    && rm -rf /var/lib/apt/lists/* \
+        python3 python3-venv python3-dev tini ca-certificates libgl1 libglib2.0-0 git openssh-server \
+    && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub \
     && python3 -m venv "$VIRTUAL_ENV"
 
 # The locks first: they change least often. torch (the CUDA build, with the CUDA libraries and
@@ -68,7 +72,7 @@ RUN pip install --no-deps --no-build-isolation . \
     && mkdir -p /opt/lorapilot/.run /workspace
 
 VOLUME /workspace
-EXPOSE 7861 7878 8188
+EXPOSE 7861 7878 8188 22
 
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["lorapilot-appliance", "health"]

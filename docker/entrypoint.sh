@@ -9,6 +9,14 @@ export LORAPILOT_TAGPILOT_PORT="${LORAPILOT_TAGPILOT_PORT:-7861}"
 export LORAPILOT_CONTROLPILOT_PORT="${LORAPILOT_CONTROLPILOT_PORT:-7878}"
 export LORAPILOT_COMFYUI_PORT="${LORAPILOT_COMFYUI_PORT:-8188}"
 
+# A RunPod secret the account does not have arrives as its literal placeholder: treat it as unset.
+for name in LORAPILOT_PASSWORD HF_TOKEN hf_token; do
+    if [[ "${!name:-}" == "{{ RUNPOD_SECRET_"* ]]; then
+        echo "[lorapilot] $name names a RunPod secret this account does not have (${!name}); ignoring it" >&2
+        unset "$name"
+    fi
+done
+
 # RunPod templates pass secrets in lower case; the services read HF_TOKEN. Never echo it.
 if [ -z "${HF_TOKEN:-}" ] && [ -n "${hf_token:-}" ]; then
     export HF_TOKEN="${hf_token}"
@@ -21,6 +29,10 @@ lorapilot-appliance bootstrap --workspace "$LORAPILOT_WORKSPACE"
 # unless LORAPILOT_COMFYUI_AUTOSTART=false says otherwise.
 LORAPILOT_COMFYUI_AUTOSTART="${LORAPILOT_COMFYUI_AUTOSTART:-$(lorapilot-appliance comfyui --installed || true)}"
 export LORAPILOT_COMFYUI_AUTOSTART
+
+# SSH (the sshd program, key-only) only when PUBLIC_KEY holds a public key, as RunPod passes it.
+LORAPILOT_SSH_AUTOSTART="${LORAPILOT_SSH_AUTOSTART:-$(lorapilot-appliance sshd --wanted || true)}"
+export LORAPILOT_SSH_AUTOSTART
 
 mkdir -p /opt/lorapilot/.run
 exec supervisord -n -c /opt/lorapilot/supervisord.conf

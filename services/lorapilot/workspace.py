@@ -125,6 +125,11 @@ class Workspace:
         return self.cache / "cluster" / "workspace"
 
     @property
+    def ssh(self) -> Path:
+        """config/ssh: the optional SSH server's host key and sshd_config (lorapilot.appliance.ssh)."""
+        return self.config / "ssh"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from lorapilot.appliance import comfyui, versions
+from lorapilot.appliance import comfyui, ssh, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -33,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"only answer: print true/false, exit 0 when ComfyUI is installed (${comfyui.COMFYUI_DIR_ENV})",
     )
+    sshd = sub.add_parser("sshd", help=f"run key-only sshd for the key(s) in ${ssh.PUBLIC_KEY_ENV}")
+    sshd.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    sshd.add_argument("--port", type=int, default=ssh.DEFAULT_PORT)
+    sshd.add_argument(
+        "--wanted",
+        action="store_true",
+        help=f"only answer: print true/false, exit 0 when ${ssh.PUBLIC_KEY_ENV} is set",
+    )
     version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
     version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
     args = parser.parse_args(argv)
@@ -53,6 +61,11 @@ def _command(args: argparse.Namespace) -> int:
             print("true" if comfyui.installed() else "false")
             return 0 if comfyui.installed() else 1
         return comfyui.run(Workspace.from_env(args.workspace), args.host, args.port)
+    if args.command == "sshd":
+        if args.wanted:
+            print("true" if ssh.wanted() else "false")
+            return 0 if ssh.wanted() else 1
+        return ssh.run(Workspace.from_env(args.workspace), args.port)
     return _bootstrap(Workspace.from_env(args.workspace))
 
 

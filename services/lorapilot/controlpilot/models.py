@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 
-from lorapilot.controlpilot import lora_library, model_inventory, pages
+from lorapilot.controlpilot import lora_library, model_inventory
 from lorapilot.controlpilot.hub_download import DownloadBody, DownloadRequest, Downloads
 from lorapilot.web.app import workspace_of
 from lorapilot.web.bodies import RequestBody
@@ -27,7 +27,7 @@ def _downloads() -> Downloads:
 
 @bp.get("/models")
 def models_page() -> str:
-    return render_template("models.html", tagpilot_port=pages.tagpilot_port())
+    return render_template("models.html")
 
 
 @bp.get("/api/models")

@@ -13,6 +13,7 @@ from supervisor import xmlrpc as supervisor_xmlrpc
 
 from lorapilot.appliance.health import supervisor_proxy
 from lorapilot.controlpilot.errors import ConflictError, ControlPilotError, NotFoundError, UnavailableError
+from lorapilot.controlpilot.pages import service_links
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("services", __name__, url_prefix="/api/services")
@@ -59,8 +60,10 @@ def _fault_error(fault: xmlrpc.client.Fault, name: str) -> ControlPilotError:
 
 
 def program(info: dict[str, Any]) -> dict[str, Any]:
+    """One program as the page shows it; a web service's `link` opens it from the user's browser."""
     return {
         "name": info["name"],
+        "link": service_links().get(info["name"]),
         "group": info["group"],
         "state": info["statename"],
         "pid": info["pid"] or None,

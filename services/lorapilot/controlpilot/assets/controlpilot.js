@@ -220,7 +220,8 @@ async function refreshServices() {
       buttons.append(button, " ");
     }
     return el("tr", { "data-service": s.name },
-      el("td", {}, s.name), el("td", { class: `state-${s.state}` }, s.state), el("td", {}, s.description), buttons);
+      el("td", {}, s.link ? el("a", { href: s.link, target: "_blank", rel: "noopener" }, s.name) : s.name),
+      el("td", { class: `state-${s.state}` }, s.state), el("td", {}, s.description), buttons);
   }));
 }
 
@@ -244,8 +245,6 @@ async function serviceAction(name, action) {
 
 function dashboard() {
   $("#dashboard").hidden = false;
-  const port = document.body.dataset.tagpilotPort;
-  $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${port}/`;
   $("#validate-button").addEventListener("click", validateStart);
   $("#start-config-file").addEventListener("change",
     () => loadConfigFile().catch((e) => showValidation(e.message, false)));
@@ -404,7 +403,6 @@ function pollComfy() {
 
 function jobPage() {
   $("#job-view").hidden = false;
-  $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${document.body.dataset.tagpilotPort}/`;
   $("#cancel-button").addEventListener("click", () =>
     api("POST", `/api/jobs/${encodeURIComponent(jobRef)}/cancel`).then(() => say("Cancel requested."), (e) => say(e.message)));
   $("#retry-button").addEventListener("click", () =>

@@ -274,8 +274,6 @@ function pickLora(event) {
 }
 
 function start() {
-  const port = document.body.dataset.tagpilotPort;
-  $("#tagpilot-link").href = `${location.protocol}//${location.hostname}:${port}/`;
   $("#register-form").addEventListener("submit", register);
   $("#model-groups").addEventListener("click", unregister);
   $("#comfy-settings-form").addEventListener("submit", saveComfy);
