@@ -98,6 +98,11 @@ def pull(
             already, resumed = _pull_file(entry, target, token, report, attempts)
     except PullError as exc:
         raise PullError(scrub(str(exc), token)) from None
+    except OSError as exc:  # a full disk, a read-only folder: what was fetched stays in the .part
+        raise PullError(
+            f"{entry.name}: cannot write into {ws.display(target.parent)} ({exc.strerror or exc}); "
+            "free space or fix the folder, then pull again to resume"
+        ) from None
     filled, note = fill_comfy_bases(ws, entry)
     return PullResult(entry.name, target, already, resumed, filled, note)
 
