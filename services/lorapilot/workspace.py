@@ -23,6 +23,8 @@ NAME_MAX = 255  # bytes in one file or folder name (ext4, xfs, btrfs, overlayfs)
 PATH_MAX = 4096  # bytes in a whole path
 
 MODEL_KINDS = ("checkpoints", "diffusers", "loras", "vae", "text_encoders", "captioners")
+# ComfyUI's own folders for split-file models (FLUX.1 transformers, text encoders): models/<folder>/ too
+COMFYUI_MODEL_FOLDERS = ("diffusion_models", "unet", "clip")
 JOB_STATES = ("incoming", "running", "done", "failed", "cancelled")
 
 
@@ -71,6 +73,22 @@ class Workspace:
         if kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
         return self.models / kind
+
+    def model_folder(self, folder: str) -> Path:
+        """models/<folder>/ for a model kind or one of ComfyUI's split-file folders."""
+        if folder in COMFYUI_MODEL_FOLDERS:
+            return self.models / folder
+        return self.model_dir(folder)
+
+    @property
+    def models_config(self) -> Path:
+        """config/models.yaml: registered model paths and the user's own model-catalog entries."""
+        return self.config / "models.yaml"
+
+    @property
+    def downloads(self) -> Path:
+        """Progress files of model downloads and catalog pulls, one JSON file each."""
+        return self.tmp / "downloads"
 
     @property
     def jobs(self) -> Path:

@@ -8,7 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from lorapilot.appliance import comfyui, ssh, versions
+from tqdm import tqdm
+
+from lorapilot.appliance import comfyui, model_catalog, model_pull, ssh, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -43,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
     version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
+    models = sub.add_parser("models", help="the model catalog: list the base models, pull one by name")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    listing = models_sub.add_parser("list", help="a table of the catalog: name, family, folder, size, …")
+    listing.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    pull = models_sub.add_parser("pull", help="download an entry into models/ (resumes, checks sha256)")
+    pull.add_argument("name", help="the entry's name, as `models list` shows it")
+    pull.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    pull.add_argument("--attempts", type=int, default=3, help="tries when the connection drops (default 3)")
     args = parser.parse_args(argv)
     try:
         return _command(args)
@@ -56,6 +66,11 @@ def _command(args: argparse.Namespace) -> int:
         return _health(args.config)
     if args.command == "version":
         return _version(as_json=args.json)
+    if args.command == "models":
+        ws = Workspace.from_env(args.workspace)
+        if args.models_command == "list":
+            return _models_list(ws)
+        return _models_pull(ws, args.name, args.attempts)
     if args.command == "comfyui":
         if args.installed:
             print("true" if comfyui.installed() else "false")
@@ -96,6 +111,50 @@ def _version(*, as_json: bool) -> int:
         detail = (f" ({c.detail})" if c.version else f": {c.detail}") if c.detail else ""
         print(f"{c.name:<{width}}  {shown}{detail}")
     return 0
+
+
+def _models_list(ws: Workspace) -> int:
+    entries = model_catalog.load(ws)
+    rows = [("NAME", "FAMILY", "FOLDER", "SIZE", "GATED", "LICENSE", "PULLED")]
+    for entry in entries:
+        size = ("~" if entry.size_is_estimate else "") + _gigabytes(entry.size_bytes)
+        pulled = "yes" if entry.target(ws).exists() else ""
+        gated = "yes" if entry.gated else ""
+        rows.append((entry.name, entry.family, entry.folder, size, gated, entry.license or "?", pulled))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _models_pull(ws: Workspace, name: str, attempts: int) -> int:
+    entry = model_catalog.find(ws, name)
+    print(f"[lorapilot] pulling {entry.name} ({entry.repo}) into {ws.display(entry.target(ws))}", flush=True)
+    with tqdm(total=entry.size_bytes, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total or bar.total
+            bar.update(done - bar.n)
+
+        try:
+            result = model_pull.pull(ws, entry, progress, attempts=max(1, attempts))
+        except KeyboardInterrupt:
+            print(f"\n[lorapilot] interrupted: `models pull {name}` again resumes", file=sys.stderr)
+            return 130
+    if result.already_there:
+        print(f"[lorapilot] {entry.name} is there already: {ws.display(result.path)}")
+    else:
+        resumed = f", resumed after {result.resumed_from} bytes" if result.resumed_from else ""
+        print(f"[lorapilot] {entry.name} pulled into {ws.display(result.path)}{resumed}")
+    for family, key in result.comfy_filled.items():
+        print(f"[lorapilot] config/comfy.yaml: bases.{family}.{key} = {entry.target_name}")
+    if result.comfy_note:
+        print(f"[lorapilot] {result.comfy_note}")
+    return 0
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.0f} MB"
 
 
 def _health(config: Path) -> int:

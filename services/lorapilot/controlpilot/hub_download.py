@@ -21,6 +21,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -175,7 +176,7 @@ class Downloads:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.folder = ws.tmp / "downloads"
+        self.folder = ws.downloads
         self._active: dict[str, Path] = {}  # download id -> target, while its thread runs
         self._lock = threading.Lock()
 
@@ -184,23 +185,34 @@ class Downloads:
         if target.exists():
             raise ConflictError(f"{self.ws.display(target)} already exists; delete it or choose another name")
         token, source = resolve_token(self.ws, given_token)
+        logger.info("download: %s -> %s", _what(request), self.ws.display(target))
+        return self.start_task(
+            Task(request.repo_id, request.filename, target, source),
+            lambda progress: fetch(request, target, token, progress),
+            lambda exc: scrub(_explain(exc, request), token),
+        )
+
+    def start_task(
+        self, task: Task, work: Callable[[Progress], None], explain: Callable[[Exception], str]
+    ) -> Download:
+        """Run `work` in a thread with a progress file, like a hub download (the catalog's pulls use
+        it); `explain` turns its failure into the message shown, scrubbed of any token."""
         download = Download(
             id=uuid.uuid4().hex[:12],
-            repo_id=request.repo_id,
-            filename=request.filename,
-            target=self.ws.display(target),
-            token_source=source,
+            repo_id=task.repo_id,
+            filename=task.filename,
+            target=self.ws.display(task.target),
+            token_source=task.token_source,
         )
         with self._lock:
-            if target in self._active.values():
+            if task.target in self._active.values():
                 raise ConflictError(f"{download.target} is being downloaded already")
-            self._active[download.id] = target
+            self._active[download.id] = task.target
         progress = Progress(self.folder, download)
         progress.write(force=True)
         queued = Download(**download.to_json())  # the thread goes on changing `download`
-        logger.info("download %s: %s -> %s", download.id, _what(request), download.target)
         thread = threading.Thread(
-            target=self._run, args=(progress, request, target, token), name=f"hub-download-{download.id}"
+            target=self._run, args=(progress, work, explain), name=f"hub-download-{download.id}"
         )
         thread.daemon = True  # a download never holds up a shutdown; its .partial folder is resumed later
         thread.start()
@@ -225,20 +237,32 @@ class Downloads:
             found.append(download)
         return sorted(found, key=lambda d: -d.started_at)
 
-    def _run(self, progress: Progress, request: DownloadRequest, target: Path, token: str | None) -> None:
+    def _run(
+        self, progress: Progress, work: Callable[[Progress], None], explain: Callable[[Exception], str]
+    ) -> None:
         download = progress.download
         try:
             progress.set_state(DownloadState.RUNNING)
-            fetch(request, target, token, progress)
+            work(progress)
             progress.finish(DownloadState.DONE)
             logger.info("download %s done: %s", download.id, download.target)
         except Exception as exc:  # every failure ends the download as failed, with its reason shown
-            message = scrub(_explain(exc, request), token)
-            logger.warning("download %s of %s failed: %s", download.id, request.repo_id, message)
+            message = explain(exc)
+            logger.warning("download %s of %s failed: %s", download.id, download.repo_id, message)
             progress.finish(DownloadState.FAILED, message)
         finally:
             with self._lock:
                 self._active.pop(download.id, None)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a download fetches and where to: shown on the page while it runs."""
+
+    repo_id: str
+    filename: str | None
+    target: Path
+    token_source: str | None  # where the token came from; never the token
 
 
 class Progress:

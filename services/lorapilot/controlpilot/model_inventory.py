@@ -49,7 +49,6 @@ COMFYUI_KINDS = ("unet", "diffusion_models", "clip")
 LISTED_KINDS = (*(kind for kind in MODEL_KINDS if kind != "loras"), *COMFYUI_KINDS)  # LoRAs: lora_library
 UNKNOWN = "unknown"
 FAMILY_LABELS = {**{f.id: f.label for f in families.all_families()}, UNKNOWN: "Unknown family"}
-REGISTRY_FILE = "models.yaml"
 MAX_DEPTH = 4  # folders inside a kind folder looked into; also stops symlink loops
 _REGISTRY_LOCK = threading.Lock()
 
@@ -249,7 +248,7 @@ def disk_usage(ws: Workspace, entries: list[ModelEntry]) -> DiskUsage:
 
 # -- registered paths -------------------------------------------------------------------------------
 def registry_file(ws: Workspace) -> Path:
-    return ws.config / REGISTRY_FILE
+    return ws.models_config
 
 
 def registered_paths(ws: Workspace) -> list[str]:
@@ -336,6 +335,12 @@ def _shown(raw: str, limit: int = 200) -> str:
 
 
 def _write_registry(ws: Workspace, paths: list[str]) -> None:
+    """Rewrite `paths:`; the file's other keys (the user's `catalog:` entries) are kept as they are."""
+    try:
+        data = yaml.safe_load(registry_file(ws).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    others = {key: value for key, value in data.items() if key != "paths"} if isinstance(data, dict) else {}
     text = "# Models registered on ControlPilot's Models page: paths inside the workspace, outside models/.\n"
-    text += yaml.safe_dump({"paths": paths}, sort_keys=False)
+    text += yaml.safe_dump({"paths": paths, **others}, sort_keys=False)
     write_atomic(registry_file(ws), text.encode("utf-8"))

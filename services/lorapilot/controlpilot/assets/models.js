@@ -1,5 +1,5 @@
 // ControlPilot's Models page: base models by family, disk usage, registering a path, the ComfyUI
-// bridge's settings, hub downloads with progress, and the LoRA library with each file's ss_* metadata.
+// bridge's settings, hub downloads and catalog pulls with progress, and the LoRA library with each file's ss_* metadata.
 // Vanilla JS; every state-changing request sends the session's CSRF token.
 "use strict";
 
@@ -192,7 +192,9 @@ async function refreshDownloads() {
       el("td", {}, progressBar(fraction, text)),
       el("td", { class: "note" }, d.error || ""));
   }));
-  if (wasRunning && !downloadsRunning) await refreshModels();  // a finished download is a new model
+  if (wasRunning && !downloadsRunning) {  // a finished download is a new model (and may fill the bases)
+    await Promise.all([refreshModels(), refreshCatalog(), refreshComfy()]);
+  }
 }
 
 async function download(event) {
@@ -208,6 +210,41 @@ async function download(event) {
   try {
     const reply = await api("POST", "/api/models/download", body);
     say(`Downloading ${reply.download.repo_id} into ${reply.download.target}.`);
+    await refreshDownloads();
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+// -- model catalog --------------------------------------------------------------------------------
+async function refreshCatalog() {
+  const { entries, user_file: userFile } = await api("GET", "/api/models/catalog");
+  $("#catalog-user-file").textContent = userFile;
+  $("#catalog-table tbody").replaceChildren(...entries.map((entry) => {
+    const size = `${entry.size_is_estimate ? "~" : ""}${bytes(entry.size_bytes)}`;
+    const action = entry.pulled ? el("span", { class: "state-done" }, "pulled")
+      : el("button", { type: "button", class: "catalog-pull", "data-name": entry.name }, "Pull");
+    return el("tr", { "data-entry": entry.name, title: entry.description },
+      el("td", {}, entry.name),
+      el("td", {}, entry.family),
+      el("td", { class: "path" }, entry.target),
+      el("td", {}, size),
+      el("td", {}, `${entry.license || "?"}${entry.gated ? " (gated: token needed)" : ""}`),
+      el("td", {}, action));
+  }));
+}
+
+async function pullEntry(event) {
+  const button = event.target.closest("button.catalog-pull");
+  if (!button) return;
+  const body = { name: button.dataset.name };
+  const token = $("#download-token").value;
+  if (token) body.token = token;
+  $("#download-token").value = "";
+  try {
+    const reply = await api("POST", "/api/models/catalog/pull", body);
+    say(`Pulling ${button.dataset.name} into ${reply.download.target}.`);
+    button.disabled = true;
     await refreshDownloads();
   } catch (error) {
     say(error.message);
@@ -278,6 +315,7 @@ function start() {
   $("#model-groups").addEventListener("click", unregister);
   $("#comfy-settings-form").addEventListener("submit", saveComfy);
   $("#download-form").addEventListener("submit", download);
+  $("#catalog-table tbody").addEventListener("click", pullEntry);
   $("#lora-table tbody").addEventListener("click", pickLora);
   $("#lora-table tbody").addEventListener("keydown", pickLora);
   const fail = (error) => say(error.message);
@@ -285,6 +323,7 @@ function start() {
   refreshLoras().catch(fail);
   refreshComfy().catch((error) => comfySay(error.message, false));
   refreshDownloads().catch(fail);
+  refreshCatalog().catch(fail);
   setInterval(() => refreshDownloads().catch(fail), 1500);
   setInterval(() => Promise.all([refreshModels(), refreshLoras()]).catch(fail), 15000);
 }
