@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from lorapilot.appliance import comfyui, versions
+from lorapilot.appliance import comfyui, idle_stop, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"only answer: print true/false, exit 0 when ComfyUI is installed (${comfyui.COMFYUI_DIR_ENV})",
     )
+    idle = sub.add_parser("idle-stop", help="watch for idle time and stop the machine (config/idle.yaml)")
+    idle.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    idle.add_argument(
+        "--supervisor-config", type=Path, required=True, help="supervisord.conf (its socket stops trainpilot)"
+    )
     version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
     version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
     args = parser.parse_args(argv)
@@ -48,6 +53,8 @@ def _command(args: argparse.Namespace) -> int:
         return _health(args.config)
     if args.command == "version":
         return _version(as_json=args.json)
+    if args.command == "idle-stop":
+        return idle_stop.run(Workspace.from_env(args.workspace), args.supervisor_config)
     if args.command == "comfyui":
         if args.installed:
             print("true" if comfyui.installed() else "false")
