@@ -35,7 +35,7 @@ def run_status(app, name: str) -> dict:
 def test_every_program_runs_and_the_health_check_passes(appliance):
     states = appliance.wait_until_running("trainpilot", "tagpilot", "controlpilot", "comfybridge")
     assert states["comfyui"] == "STOPPED"  # this machine has no ComfyUI: the program does not start
-    assert set(states) == {"trainpilot", "tagpilot", "controlpilot", "comfybridge", "comfyui"}
+    assert set(states) == {"trainpilot", "tagpilot", "controlpilot", "comfybridge", "comfyui", "idlestop"}
     port = appliance.env["LORAPILOT_TAGPILOT_PORT"]
     appliance.wait_for(lambda: healthz(port) == 200, "TagPilot's /healthz")
     control_port = appliance.env["LORAPILOT_CONTROLPILOT_PORT"]
