@@ -137,6 +137,21 @@ class Workspace:
         return self.config / "cluster.yaml"
 
     @property
+    def idle_config(self) -> Path:
+        """config/idle.yaml: when the appliance stops itself (idle stop) and how."""
+        return self.config / "idle.yaml"
+
+    @property
+    def idle_state(self) -> Path:
+        """The idle-stop watcher's state (countdown, busy reasons, what it did), for ControlPilot."""
+        return self.config / "idle-state.json"
+
+    @property
+    def idle_control(self) -> Path:
+        """ControlPilot's cancel or postpone of the idle-stop countdown, read by the watcher."""
+        return self.config / "idle-control.json"
+
+    @property
     def cluster_staging(self) -> Path:
         """On a cluster node: the workspace its jobs run in, filled from the head's by the transfer
         (its own folder, so a node never writes into the workspace of the appliance it is part of)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lorapilot.appliance import comfyui, model_catalog, model_pull, ssh, versions
+from lorapilot.appliance import comfyui, idle_stop, model_catalog, model_pull, ssh, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"only answer: print true/false, exit 0 when ${ssh.PUBLIC_KEY_ENV} is set",
     )
+    idle = sub.add_parser("idle-stop", help="watch for idle time and stop the machine (config/idle.yaml)")
+    idle.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    idle.add_argument(
+        "--supervisor-config", type=Path, required=True, help="supervisord.conf (its socket stops trainpilot)"
+    )
     version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
     version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
     models = sub.add_parser("models", help="the model catalog: list the base models, pull one by name")
@@ -71,6 +76,8 @@ def _command(args: argparse.Namespace) -> int:
         if args.models_command == "list":
             return _models_list(ws)
         return _models_pull(ws, args.name, args.attempts)
+    if args.command == "idle-stop":
+        return idle_stop.run(Workspace.from_env(args.workspace), args.supervisor_config)
     if args.command == "comfyui":
         if args.installed:
             print("true" if comfyui.installed() else "false")

@@ -115,6 +115,10 @@ class ComfyClient:
         suffix = f"/{urllib.parse.quote(node_class)}" if node_class else ""
         return self._get_json(f"/object_info{suffix}")
 
+    def queue(self) -> dict[str, Any]:
+        """`{"queue_running": [...], "queue_pending": [...]}`: the prompts ComfyUI runs and will run."""
+        return self._get_json("/queue")
+
     def queue_prompt(self, workflow: dict[str, Any]) -> str:
         answer = self._post_json("/prompt", {"prompt": workflow, "client_id": self.client_id})
         if answer.get("node_errors"):

@@ -12,6 +12,7 @@ from lorapilot.controlpilot import (
     comfy_settings,
     compare,
     docs,
+    idle_stop,
     jobs,
     models,
     monitor,
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None, workspace: Workspace |
     models.init_app(app)
     pages.init_app(app)
     docs.init_app(app)
+    idle_stop.init_app(app)
     app.register_error_handler(SpoolError, _spool_error)
     app.register_error_handler(SpecError, _spec_error)
     return app

@@ -13,7 +13,15 @@ from lorapilot.web.public_links import PublicLinks
 
 bp = Blueprint("pages", __name__, template_folder="templates")
 _ASSETS = frozenset(
-    {"page_common.js", "charts.js", "controlpilot.js", "controlpilot.css", "models.js", "models.css"}
+    {
+        "page_common.js",
+        "charts.js",
+        "controlpilot.js",
+        "controlpilot.css",
+        "models.js",
+        "models.css",
+        "idle_stop.js",
+    }
 )
 _LINKS = "lorapilot.public_links"
 

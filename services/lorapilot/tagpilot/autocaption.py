@@ -25,6 +25,8 @@ from lorapilot.tagpilot.captioners import BACKENDS, Captioner, CaptionerChoice, 
 from lorapilot.tagpilot.errors import BusyError, NotFoundError, TagPilotError
 from lorapilot.tagpilot.store import DatasetStore
 from lorapilot.tagpilot.stored_image import now_iso
+from lorapilot.web.activity import CAPTIONING, ActivityLog
+from lorapilot.web.state_db import WebStateDb
 from lorapilot.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -148,6 +150,7 @@ class AutoCaptioner:
 
     def __init__(self, store: DatasetStore, cache: CaptionerCache, batch_size: int = 4) -> None:
         self.store, self.cache, self.batch_size = store, cache, batch_size
+        self._activity = ActivityLog(WebStateDb.of(cache.workspace))  # idle stop waits while it runs
         self._jobs: dict[str, CaptionJob] = {}
         self._lock = threading.Lock()
 
@@ -194,7 +197,8 @@ class AutoCaptioner:
 
     def _run(self, job: CaptionJob) -> None:
         try:
-            self._caption_all(job)
+            with self._activity.busy(CAPTIONING):
+                self._caption_all(job)
             job.state = "cancelled" if job.cancel.is_set() else "done"
         except (CaptionerError, TagPilotError) as exc:
             job.state, job.error = "failed", str(exc)

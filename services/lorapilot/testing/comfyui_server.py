@@ -5,7 +5,8 @@ this server, which implements the documented contract of Comfy-Org/ComfyUI `serv
 routes LoRA Pilot uses (each also under `/api`): `POST /prompt` with validation against the
 `/object_info` document (unknown node class, missing required input, value not in a list, bad link
 → HTTP 400 with `error` and `node_errors`), `GET /history/{id}`, `GET /view`, `GET /object_info[/{class}]`,
-`GET /system_stats`, `POST /upload/image` and `/ws?clientId=` with `status`, `execution_start`,
+`GET /system_stats`, `GET /queue` (the prompts running: a hung one stays there), `POST /upload/image`
+and `/ws?clientId=` with `status`, `execution_start`,
 `executing`, `progress`, `executed`, `execution_success` / `execution_error` messages, ending with
 `executing` whose node is null. Each `SaveImage` writes a real PNG whose colour depends on the seed
 and on the LoRAs and strengths upstream of it, so different strengths give different images.
@@ -46,6 +47,7 @@ class FakeComfyUI:
     behaviour: Behaviour = field(default_factory=Behaviour)
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: list[dict[str, Any]] = field(default_factory=list)  # every accepted workflow
+    running: dict[str, list[Any]] = field(default_factory=dict)  # prompt id → its `/queue` entry
     sockets: dict[str, list[web.WebSocketResponse]] = field(default_factory=dict)
     counter: int = 0
     url: str = ""
@@ -94,6 +96,7 @@ class FakeComfyUI:
             ("GET", "/object_info", self.get_object_info),
             ("GET", "/object_info/{node_class}", self.get_object_info),
             ("GET", "/system_stats", self.get_system_stats),
+            ("GET", "/queue", self.get_queue),
             ("POST", "/upload/image", self.post_upload),
             ("GET", "/ws", self.websocket),
         ]
@@ -127,6 +130,9 @@ class FakeComfyUI:
                 "devices": [{"name": "cpu", "type": "cpu", "index": None, "vram_total": 0, "vram_free": 0}],
             }
         )
+
+    async def get_queue(self, request: web.Request) -> web.Response:
+        return web.json_response({"queue_running": list(self.running.values()), "queue_pending": []})
 
     async def get_history(self, request: web.Request) -> web.Response:
         prompt_id = request.match_info["prompt_id"]
@@ -187,7 +193,8 @@ class FakeComfyUI:
         prompt_id = uuid.uuid4().hex
         number = len(self.prompts)
         self.prompts.append(prompt)
-        asyncio.get_running_loop().create_task(self.execute(prompt_id, prompt, body.get("client_id")))
+        self.running[prompt_id] = [number, prompt_id, prompt, {}, []]
+        asyncio.get_running_loop().create_task(self.tracked(prompt_id, prompt, body.get("client_id")))
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
     # -- validation (ComfyUI's execution.validate_prompt, reduced to the rules that matter here) --
@@ -270,6 +277,12 @@ class FakeComfyUI:
     async def send(self, client_id: str | None, kind: str, data: dict[str, Any]) -> None:
         for ws in list(self.sockets.get(client_id or "", [])):
             await ws.send_str(json.dumps({"type": kind, "data": data}))
+
+    async def tracked(self, prompt_id: str, prompt: dict, client_id: str | None) -> None:
+        """`execute`, listed in `/queue` until it ends (a hung prompt never does)."""
+        await self.execute(prompt_id, prompt, client_id)
+        if not self.behaviour.hang:
+            self.running.pop(prompt_id, None)
 
     async def execute(self, prompt_id: str, prompt: dict, client_id: str | None) -> None:
         await self.send(client_id, "execution_start", {"prompt_id": prompt_id})

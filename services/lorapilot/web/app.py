@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from lorapilot.errors import LoraPilotError
 from lorapilot.web import auth
+from lorapilot.web.activity import ActivityLog
 from lorapilot.web.bodies import TextOnlyJSON
 from lorapilot.web.credentials import appliance_password, session_key
 from lorapilot.web.csrf import csrf_ok, csrf_token
@@ -89,6 +90,7 @@ def create_appliance_app(
     app.extensions["lorapilot.sessions"] = SessionRegistry(
         state, app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
     )
+    app.extensions["lorapilot.activity"] = ActivityLog(state)  # what idle stop counts as someone here
     with app.app_context():
         app.extensions["lorapilot.auth_fingerprint"] = auth.password_fingerprint(
             app.config["LORAPILOT_PASSWORD"]
@@ -123,7 +125,16 @@ def _guard() -> WerkzeugResponse | tuple | None:
         return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
     if not csrf_ok():
         return jsonify(error="missing or wrong CSRF token; reload the page"), 403
+    if _is_person_acting():
+        current_app.extensions["lorapilot.activity"].touch()
     return None
+
+
+def _is_person_acting() -> bool:
+    """A page load or a change, not a page's background polling (see lorapilot.web.activity)."""
+    if request.method not in ("GET", "HEAD"):
+        return True
+    return not _wants_json() and "/assets/" not in request.path
 
 
 def allow_bearer_token(app: Flask, endpoint: str, token: Callable[[], str | None]) -> None:

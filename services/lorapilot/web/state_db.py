@@ -1,4 +1,5 @@
-"""The small SQLite file every web service shares: open login sessions and recent failed logins.
+"""The small SQLite file every web service shares: open login sessions, recent failed logins and
+the last user activity (lorapilot.web.activity).
 
 TagPilot and ControlPilot are separate processes (and gunicorn restarts them), so what a logout
 revokes or a wrong password counts must live in the workspace, not in one process's memory. The
@@ -28,6 +29,7 @@ CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires);
 CREATE TABLE IF NOT EXISTS login_failures (client TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS failures_by_client ON login_failures (client, at);
 CREATE INDEX IF NOT EXISTS failures_by_time ON login_failures (at);
+CREATE TABLE IF NOT EXISTS activity (source TEXT PRIMARY KEY, at REAL NOT NULL, busy_pid INTEGER);
 """
 
 

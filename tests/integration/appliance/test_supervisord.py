@@ -36,7 +36,15 @@ def test_every_program_runs_and_the_health_check_passes(appliance):
     states = appliance.wait_until_running("trainpilot", "tagpilot", "controlpilot", "comfybridge")
     assert states["comfyui"] == "STOPPED"  # this machine has no ComfyUI: the program does not start
     assert states["sshd"] == "STOPPED"  # no PUBLIC_KEY: no SSH server
-    assert set(states) == {"trainpilot", "tagpilot", "controlpilot", "comfybridge", "comfyui", "sshd"}
+    assert set(states) == {
+        "trainpilot",
+        "tagpilot",
+        "controlpilot",
+        "comfybridge",
+        "comfyui",
+        "sshd",
+        "idlestop",
+    }
     port = appliance.env["LORAPILOT_TAGPILOT_PORT"]
     appliance.wait_for(lambda: healthz(port) == 200, "TagPilot's /healthz")
     control_port = appliance.env["LORAPILOT_CONTROLPILOT_PORT"]
