@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lorapilot.atomic_files import write_json_atomic
+from lorapilot.cluster.settings import load_cluster_settings
 from lorapilot.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ NO_SNAPSHOT = (
     "no snapshot of the cluster yet: the trainpilot daemon writes one every few seconds while it runs "
     "in cluster mode (is it running? see logs/trainpilot.log)"
 )
+
+
+STALE_AFTER_S = 30.0  # the daemon rewrites the snapshot every ~2 s; older than this, it stopped
 
 
 class ClusterNode(BaseModel):
@@ -98,3 +102,37 @@ def read_cluster_view(workspace: Workspace) -> ClusterView | None:
         problems = exc.error_count()
         log.warning("%s is not a cluster snapshot (%d problems); ignored until rewritten", path, problems)
         return None
+
+
+class ClusterReport(BaseModel):
+    """What `trainpilot cluster --json` and ControlPilot's `/api/cluster` answer."""
+
+    enabled: bool  # cluster mode is on (LORAPILOT_RAY_ADDRESS or config/cluster.yaml)
+    message: str | None = None  # why there are no nodes to show
+    ray_address: str | None = None
+    updated_at: datetime | None = None
+    age_s: float | None = None  # seconds since the daemon's snapshot
+    stale: bool = False  # older than STALE_AFTER_S: the daemon no longer updates it
+    nodes: list[ClusterNode] = []
+
+
+def cluster_report(workspace: Workspace, environ: Mapping[str, str] | None = None) -> ClusterReport:
+    """The snapshot when cluster mode is on and the daemon wrote one, else the reason there is none.
+
+    A bad config/cluster.yaml raises ClusterSettingsError, whose message names the field.
+    """
+    settings = load_cluster_settings(workspace, None if environ is None else dict(environ))
+    if not settings.enabled:
+        return ClusterReport(enabled=False, message=CLUSTER_OFF)
+    view = read_cluster_view(workspace)
+    if view is None:
+        return ClusterReport(enabled=True, message=NO_SNAPSHOT, ray_address=settings.ray_address)
+    age = view.age_s()
+    return ClusterReport(
+        enabled=True,
+        ray_address=view.ray_address,
+        updated_at=view.updated_at,
+        age_s=round(age, 1),
+        stale=age > STALE_AFTER_S,
+        nodes=view.nodes,
+    )
