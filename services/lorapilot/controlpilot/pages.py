@@ -14,7 +14,15 @@ from lorapilot.web.assets import asset_response
 
 bp = Blueprint("pages", __name__, template_folder="templates")
 _ASSETS = frozenset(
-    {"page_common.js", "charts.js", "controlpilot.js", "controlpilot.css", "models.js", "models.css"}
+    {
+        "page_common.js",
+        "charts.js",
+        "controlpilot.js",
+        "controlpilot.css",
+        "models.js",
+        "models.css",
+        "cluster.js",
+    }
 )
 
 
