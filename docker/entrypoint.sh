@@ -22,5 +22,9 @@ lorapilot-appliance bootstrap --workspace "$LORAPILOT_WORKSPACE"
 LORAPILOT_COMFYUI_AUTOSTART="${LORAPILOT_COMFYUI_AUTOSTART:-$(lorapilot-appliance comfyui --installed || true)}"
 export LORAPILOT_COMFYUI_AUTOSTART
 
+# A Ray node (LORAPILOT_RAY_ROLE=head|worker): whether the ray and trainpilot programs start, where
+# the daemon finds Ray, Ray's token. An unknown role stops the start here, with the fix.
+eval "$(lorapilot-appliance ray-node --workspace "$LORAPILOT_WORKSPACE" --exports)"
+
 mkdir -p /opt/lorapilot/.run
 exec supervisord -n -c /opt/lorapilot/supervisord.conf

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import configparser
 import json
+import os
 import sys
 from pathlib import Path
 
-from lorapilot.appliance import comfyui, versions
+from lorapilot.appliance import comfyui, ray_node, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -33,6 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"only answer: print true/false, exit 0 when ComfyUI is installed (${comfyui.COMFYUI_DIR_ENV})",
     )
+    ray = sub.add_parser(
+        "ray-node",
+        help="run this appliance's Ray node (LORAPILOT_RAY_ROLE=head|worker): `ray start --block`",
+    )
+    ray.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    ray.add_argument(
+        "--exports",
+        action="store_true",
+        help="only print the shell exports supervisord's programs need for this role (for the entrypoint)",
+    )
     version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
     version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
     args = parser.parse_args(argv)
@@ -48,6 +59,12 @@ def _command(args: argparse.Namespace) -> int:
         return _health(args.config)
     if args.command == "version":
         return _version(as_json=args.json)
+    if args.command == "ray-node":
+        ws = Workspace.from_env(args.workspace)
+        if args.exports:
+            ray_node.print_exports(ws, os.environ)
+            return 0
+        return ray_node.run(ws, os.environ)
     if args.command == "comfyui":
         if args.installed:
             print("true" if comfyui.installed() else "false")

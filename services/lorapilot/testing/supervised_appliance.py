@@ -78,6 +78,8 @@ class SupervisedAppliance:
             "LORAPILOT_BIND": "127.0.0.1",
             **{variable: str(free_port()) for variable in PORTS.values()},
             "LORAPILOT_COMFYUI_AUTOSTART": "false",
+            "LORAPILOT_RAY_AUTOSTART": "false",
+            "LORAPILOT_TRAINPILOT_AUTOSTART": "true",
             "LORAPILOT_PASSWORD": password,
             "HF_HUB_OFFLINE": "1",
             **(env or {}),
