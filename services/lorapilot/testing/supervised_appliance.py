@@ -138,6 +138,10 @@ class SupervisedAppliance:
             return {}
         return {info["name"]: info["statename"] for info in infos}
 
+    def states_pid(self, program: str) -> int:
+        """The process id supervisord reports for `program` (0 when it is not running)."""
+        return int(supervisor_proxy(self.config).supervisor.getProcessInfo(program)["pid"])
+
     def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         return self.run("supervisorctl", "-c", str(self.config), *args, check=check)
 
