@@ -31,7 +31,7 @@ VENV = Path(sys.executable).parent.parent
 ALLOWED_OUTPUT = [
     r"\[run\] .+",
     r"\[lorapilot\] .+",
-    r"(comfybridge|comfyui|controlpilot|tagpilot|trainpilot) +(RUNNING|STOPPED|STARTING) .*",
+    r"(comfybridge|comfyui|controlpilot|ray|tagpilot|trainpilot) +(RUNNING|STOPPED|STARTING) .*",
     r"queued demo-\S+ \(id \S+\)",
     r"demo-\S+: .*",  # the job's state and its progress bar
     r"(LoRA|samples|logs): +/\S+",

@@ -4,6 +4,7 @@ through the workspace file that `trainpilot cluster` and ControlPilot show."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,7 @@ from lorapilot.workspace import Workspace
 
 @pytest.fixture(scope="module")
 def two_node_cluster() -> Iterator[object]:
+    auth = {k: v for k, v in os.environ.items() if k.startswith("RAY_AUTH_")}  # ray.init sets these
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "node_name": "head-box", "include_dashboard": False},
@@ -35,6 +37,9 @@ def two_node_cluster() -> Iterator[object]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+        for key in [k for k in os.environ if k.startswith("RAY_AUTH_")]:
+            os.environ.pop(key)
+        os.environ.update(auth)
 
 
 def test_the_view_names_each_node_with_its_resources_and_jobs(two_node_cluster, tmp_path):
