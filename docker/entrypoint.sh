@@ -33,6 +33,9 @@ export LORAPILOT_COMFYUI_AUTOSTART
 # SSH (the sshd program, key-only) only when PUBLIC_KEY holds a public key, as RunPod passes it.
 LORAPILOT_SSH_AUTOSTART="${LORAPILOT_SSH_AUTOSTART:-$(lorapilot-appliance sshd --wanted || true)}"
 export LORAPILOT_SSH_AUTOSTART
+# A Ray node (LORAPILOT_RAY_ROLE=head|worker): whether the ray and trainpilot programs start, where
+# the daemon finds Ray, Ray's token. An unknown role stops the start here, with the fix.
+eval "$(lorapilot-appliance ray-node --workspace "$LORAPILOT_WORKSPACE" --exports)"
 
 mkdir -p /opt/lorapilot/.run
 exec supervisord -n -c /opt/lorapilot/supervisord.conf

@@ -163,6 +163,18 @@ class Workspace:
         return self.config / "ssh"
 
     @property
+    def cluster_view_file(self) -> Path:
+        """cache/cluster/nodes.json: the cluster's nodes and their jobs, as the daemon last saw them
+        (services read this file; only the daemon talks to Ray)."""
+        return self.cache / "cluster" / "nodes.json"
+
+    @property
+    def ray_token_file(self) -> Path:
+        """config/ray-auth-token (0600): the Ray cluster's authentication token when this appliance
+        is a Ray head (made at its first start) or a worker (copied there from the head)."""
+        return self.config / "ray-auth-token"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

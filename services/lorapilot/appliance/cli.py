@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import configparser
 import json
+import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from lorapilot.appliance import comfyui, idle_stop, model_catalog, model_pull, ssh, versions
+from lorapilot.appliance import comfyui, idle_stop, model_catalog, model_pull, ray_node, ssh, versions
 from lorapilot.appliance.bootstrap import bootstrap
 from lorapilot.appliance.health import check
 from lorapilot.errors import LoraPilotError
@@ -48,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     idle.add_argument(
         "--supervisor-config", type=Path, required=True, help="supervisord.conf (its socket stops trainpilot)"
     )
+    ray = sub.add_parser(
+        "ray-node",
+        help="run this appliance's Ray node (LORAPILOT_RAY_ROLE=head|worker): `ray start --block`",
+    )
+    ray.add_argument("--workspace", help="workspace root (default: $LORAPILOT_WORKSPACE or /workspace)")
+    ray.add_argument(
+        "--exports",
+        action="store_true",
+        help="only print the shell exports supervisord's programs need for this role (for the entrypoint)",
+    )
     version = sub.add_parser("version", help="print the versions that matter: lorapilot, torch and CUDA, …")
     version.add_argument("--json", action="store_true", help="one JSON list of {name, version, detail}")
     models = sub.add_parser("models", help="the model catalog: list the base models, pull one by name")
@@ -78,6 +89,12 @@ def _command(args: argparse.Namespace) -> int:
         return _models_pull(ws, args.name, args.attempts)
     if args.command == "idle-stop":
         return idle_stop.run(Workspace.from_env(args.workspace), args.supervisor_config)
+    if args.command == "ray-node":
+        ws = Workspace.from_env(args.workspace)
+        if args.exports:
+            ray_node.print_exports(ws, os.environ)
+            return 0
+        return ray_node.run(ws, os.environ)
     if args.command == "comfyui":
         if args.installed:
             print("true" if comfyui.installed() else "false")

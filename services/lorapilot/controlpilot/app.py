@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 
 from lorapilot.controlpilot import (
+    cluster,
     comfy_actions,
     comfy_settings,
     compare,
@@ -50,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None, workspace: Workspace |
     pages.init_app(app)
     docs.init_app(app)
     idle_stop.init_app(app)
+    cluster.init_app(app)
     app.register_error_handler(SpoolError, _spool_error)
     app.register_error_handler(SpecError, _spec_error)
     return app

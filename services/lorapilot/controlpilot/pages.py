@@ -21,6 +21,7 @@ _ASSETS = frozenset(
         "models.js",
         "models.css",
         "idle_stop.js",
+        "cluster.js",
     }
 )
 _LINKS = "lorapilot.public_links"

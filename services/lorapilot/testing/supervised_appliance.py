@@ -79,6 +79,8 @@ class SupervisedAppliance:
             **{variable: str(free_port()) for variable in PORTS.values()},
             "LORAPILOT_COMFYUI_AUTOSTART": "false",
             "LORAPILOT_SSH_AUTOSTART": "false",
+            "LORAPILOT_RAY_AUTOSTART": "false",
+            "LORAPILOT_TRAINPILOT_AUTOSTART": "true",
             "LORAPILOT_PASSWORD": password,
             "HF_HUB_OFFLINE": "1",
             **(env or {}),
@@ -136,6 +138,10 @@ class SupervisedAppliance:
         except OSError:  # the socket is not there yet
             return {}
         return {info["name"]: info["statename"] for info in infos}
+
+    def states_pid(self, program: str) -> int:
+        """The process id supervisord reports for `program` (0 when it is not running)."""
+        return int(supervisor_proxy(self.config).supervisor.getProcessInfo(program)["pid"])
 
     def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         return self.run("supervisorctl", "-c", str(self.config), *args, check=check)

@@ -17,6 +17,7 @@ import yaml
 
 from lorapilot.errors import LoraPilotError
 from lorapilot.spec.explain import explain
+from lorapilot.trainpilot.cluster_commands import add_cluster_command
 from lorapilot.trainpilot.comfy_commands import add_comfy_commands
 from lorapilot.trainpilot.commands import add_commands
 from lorapilot.trainpilot.options import add_spec_options, load_for
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
     add_commands(sub)
     add_comfy_commands(sub)
+    add_cluster_command(sub)
     return parser
 
 

@@ -36,6 +36,7 @@ def test_every_program_runs_and_the_health_check_passes(appliance):
     states = appliance.wait_until_running("trainpilot", "tagpilot", "controlpilot", "comfybridge")
     assert states["comfyui"] == "STOPPED"  # this machine has no ComfyUI: the program does not start
     assert states["sshd"] == "STOPPED"  # no PUBLIC_KEY: no SSH server
+    assert states["ray"] == "STOPPED"  # no LORAPILOT_RAY_ROLE: no Ray node
     assert set(states) == {
         "trainpilot",
         "tagpilot",
@@ -44,6 +45,7 @@ def test_every_program_runs_and_the_health_check_passes(appliance):
         "comfyui",
         "sshd",
         "idlestop",
+        "ray",
     }
     port = appliance.env["LORAPILOT_TAGPILOT_PORT"]
     appliance.wait_for(lambda: healthz(port) == 200, "TagPilot's /healthz")
@@ -54,8 +56,9 @@ def test_every_program_runs_and_the_health_check_passes(appliance):
     assert f"tagpilot: RUNNING http://127.0.0.1:{port}/healthz answered 200" in health.stdout
     control = appliance.env["LORAPILOT_CONTROLPILOT_PORT"]
     assert f"controlpilot: RUNNING http://127.0.0.1:{control}/healthz answered 200" in health.stdout
-    assert "comfyui: STOPPED" in health.stdout and "unhealthy" not in health.stdout
+    assert "comfyui: STOPPED" in health.stdout and "ray: STOPPED" in health.stdout
     assert "sshd: STOPPED" in health.stdout
+    assert "unhealthy" not in health.stdout
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
         assert answer.status == 200
     try:  # everything else needs the appliance password

@@ -31,7 +31,8 @@ VENV = Path(sys.executable).parent.parent
 ALLOWED_OUTPUT = [
     r"\[run\] .+",
     r"\[lorapilot\] .+",
-    r"(comfybridge|comfyui|controlpilot|idlestop|sshd|tagpilot|trainpilot) +(RUNNING|STOPPED|STARTING) .*",
+    r"(comfybridge|comfyui|controlpilot|idlestop|ray|sshd|tagpilot|trainpilot)"
+    r" +(RUNNING|STOPPED|STARTING) .*",
     r"queued demo-\S+ \(id \S+\)",
     r"demo-\S+: .*",  # the job's state and its progress bar
     r"(LoRA|samples|logs): +/\S+",
