@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lorapilot.trainpilot.daemon")
 FINISH_RETRY_S = 10.0  # a job that could not be moved to its end state (a full disk) is tried again
 CPU = "cpu"  # slots of a machine without GPUs are named cpu, cpu:1, cpu:2, ...
+CLUSTER_VIEW_S = 2.0  # how often the cluster's nodes are written to cache/cluster/nodes.json
 RAY = "ray"  # in cluster mode a free unit of the cluster (a GPU, or a CPU slot), placed by Ray
 
 
@@ -83,6 +84,7 @@ class Daemon:
     active: dict[str, Active] = field(default_factory=dict)
     stopping: bool = False
     _unreadable_checked: float = field(default=float("-inf"), init=False, repr=False)
+    _published: float = field(default=float("-inf"), init=False, repr=False)
     temp_dir: Path | None = None  # TMPDIR of this daemon and its processes, inside the workspace
     # Jobs whose move to their end state failed (a full disk), with the time of the next try; still
     # owned, so no daemon resumes them meanwhile.
@@ -160,6 +162,8 @@ class Daemon:
         for active in self.active.values():
             self._guarded(self._check_cancel, active)
         self._guarded(self._start_jobs)
+        if self.cluster is not None:
+            self._guarded(self._publish_cluster)
 
     def _guarded(self, step: Callable[..., None], *args: Any) -> None:
         """One job's trouble (a full disk, a file removed by hand) must not stop the daemon."""
@@ -167,6 +171,19 @@ class Daemon:
             step(*args)
         except Exception:
             log.exception("while handling the spool")
+
+    def _publish_cluster(self) -> None:
+        """The cluster's nodes and the jobs on each, for `trainpilot cluster` and ControlPilot."""
+        assert self.cluster is not None
+        if time.monotonic() - self._published < CLUSTER_VIEW_S:
+            return
+        self._published = time.monotonic()
+        on_node: dict[str, list[str]] = {}
+        for active in self.active.values():
+            node = getattr(active.process, "node_id", None)
+            if node is not None:
+                on_node.setdefault(node, []).append(active.claim.record.name)
+        self.cluster.publish(on_node)
 
     # -- starting ----------------------------------------------------------------------------------
     def _free(self) -> list[str]:

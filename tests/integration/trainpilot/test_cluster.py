@@ -22,20 +22,28 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCluster]:
-    """Three single-slot nodes; the daemons and CLI the test starts are in cluster mode."""
+    """Three single-slot nodes; the daemons and CLI the test starts are in cluster mode. Tests name it
+    before `daemons`, so their daemons stop before the cluster does."""
     with local_cluster(tmp_path / "nodes", {"node-a": 1, "node-b": 1, "node-c": 1}) as running:
         monkeypatch.setenv("LORAPILOT_RAY_ADDRESS", running.address)
         yield running
 
 
 def test_nine_jobs_run_once_each_spread_over_three_nodes_with_the_loras_on_the_head(
-    ws: Workspace, cli, daemons, watch, cluster: LocalCluster
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
 ) -> None:
     names = [f"c{i}" for i in range(9)]
     for name in names:
         submitted = cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", name)
         assert submitted.returncode == 0, submitted.stderr
     daemon = daemons.start()
+
+    def busy_nodes() -> set[str]:
+        listed = cli("cluster", "--json")
+        report = json.loads(listed.stdout) if listed.returncode == 0 else {"nodes": []}
+        return {node["name"] for node in report["nodes"] if node["jobs"]}
+
+    watch.until(lambda: len(busy_nodes()) == 3, timeout=200, what="`trainpilot cluster`: a job on each node")
     watch.until(lambda: len(watch.jobs()["done"]) == 9 or watch.jobs()["failed"], timeout=400, what="9 jobs")
     assert watch.jobs()["failed"] == [], daemons.log()
     assert daemon.poll() is None
@@ -69,7 +77,7 @@ def _fast_sync(ws: Workspace) -> None:
 
 
 def test_a_job_whose_node_dies_resumes_on_another_and_ends_with_the_lora_of_an_unbroken_run(
-    ws: Workspace, cli, daemons, watch, cluster: LocalCluster
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
 ) -> None:
     _fast_sync(ws)
     steps = ["--set", "training.max_steps=80", "--set", "save.every_n_steps=10"]
@@ -105,7 +113,7 @@ def test_a_job_whose_node_dies_resumes_on_another_and_ends_with_the_lora_of_an_u
 
 
 def test_a_two_gpu_job_on_two_single_slot_nodes_trains_data_parallel_across_them(
-    ws: Workspace, cli, daemons, watch, cluster: LocalCluster
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
 ) -> None:
     cluster.kill("node-c")
     submit = ["submit", "--dataset", "demo", "--profile", "tiny"]
@@ -125,3 +133,45 @@ def test_a_two_gpu_job_on_two_single_slot_nodes_trains_data_parallel_across_them
     watch.until(lambda: len(watch.jobs()["done"]) == 2, timeout=300, what="the 1-GPU job")
     wide, single = (_lora_tensors(ws.outputs / n / f"{n}.safetensors") for n in ("wide", "single"))
     assert {k: v.shape for k, v in wide.items()} == {k: v.shape for k, v in single.items()}
+
+
+def _steps_logged(ws: Workspace, name: str) -> list[int]:
+    lines = (ws.outputs / name / "_logs" / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines if line.endswith("}")]
+
+
+def test_a_restarted_daemon_reattaches_and_cancel_and_retry_work_on_a_cluster_job(
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
+) -> None:
+    _fast_sync(ws)
+    steps = ["--set", "training.max_steps=1000", "--set", "save.every_n_steps=250"]
+    assert cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", "long", *steps).returncode == 0
+    first = daemons.start()
+    watch.until(lambda: watch.status("long").get("step", 0) >= 5, timeout=200, what="'long' training")
+    first.kill()  # SIGKILL: the head's daemon dies without a word to the cluster
+    first.wait(timeout=30)
+    at_kill = watch.status("long")["step"]
+    watch.until(
+        lambda: watch.status("long")["step"] > at_kill + 20, timeout=60, what="training on, no daemon"
+    )
+    assert watch.jobs()["running"]  # still the daemon's to finish: nothing moved it
+
+    daemons.start()
+    watch.until(lambda: "re-attached" in daemons.log(), timeout=60, what="the new daemon to re-attach")
+    reattached_at = watch.status("long")["step"]
+    watch.until(lambda: watch.status("long")["step"] > reattached_at, timeout=60, what="progress after it")
+    assert cli("cancel", "long").returncode == 0
+    watch.until(lambda: watch.jobs()["cancelled"], timeout=30, what="the cancel to stop it on its node")
+    stopped = watch.status("long")
+    assert stopped["state"] == "cancelled" and stopped["step"] < 1000
+    log = (ws.outputs / "long" / "_logs" / "train.log").read_text()
+    assert log.count("run long: sd15") == 1  # the re-attach did not start it a second time
+
+    assert cli("retry", "long").returncode == 0
+    watch.until(lambda: watch.jobs()["done"] or watch.jobs()["failed"], timeout=300, what="the retried job")
+    assert watch.jobs()["failed"] == [], daemons.log()
+    log = (ws.outputs / "long" / "_logs" / "train.log").read_text()
+    assert log.count("run long: sd15") == 2 and f"resuming at step {stopped['step']}" in log
+    assert _steps_logged(ws, "long") == list(range(10, 1001, 10))  # logged every 10: none lost or doubled
+    final = watch.status("long")
+    assert [a["outcome"] for a in final["attempts"]] == ["cancelled", "done"], final["attempts"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lorapilot.cluster.nodes import cluster_view, write_cluster_view
 from lorapilot.cluster.settings import NAMESPACE, ClusterSettings
 from lorapilot.spool import JobRecord, Spool, read_status, write_status
 from lorapilot.spool.status import utcnow
@@ -80,6 +81,10 @@ class RayBackend:
     def node_sizes(self) -> list[int]:
         unit = self.unit()
         return [int(n["Resources"].get(unit, 0)) for n in self.ray.nodes() if n["Alive"]]
+
+    def publish(self, jobs_on_node: dict[str, list[str]]) -> None:
+        view = cluster_view(str(self.settings.ray_address), jobs_on_node)
+        write_cluster_view(self.workspace, view)
 
     # -- jobs ---------------------------------------------------------------------------------------
     def start(self, record: JobRecord, result_path: Path, need: int) -> RemoteJob:

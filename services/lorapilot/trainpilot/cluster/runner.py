@@ -123,9 +123,12 @@ class JobRunner:
         return ray.get_runtime_context().get_node_id()
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
-        """The result once the attempt has ended (None while it runs)."""
+        """The result once the attempt has ended (None while it runs: a multi-node job's rank 0
+        reports before Ray Train has released the ranks' resources, which a kill would leak)."""
         if self.thread is not None:
             self.thread.join(timeout)
+            if self.thread.is_alive():
+                return None
         return self.result
 
     def request_stop(self, reason: str) -> None:
