@@ -28,9 +28,10 @@ class LocalCluster:
     def address(self) -> str:
         return str(self.cluster.address)
 
-    def add(self, name: str, cpus: int = 1) -> Path:
-        """A worker node named `name` with `cpus` CPU slots and its own workspace folder."""
-        workspace = self.root / name
+    def add(self, name: str, cpus: int = 1, workspace: Path | None = None) -> Path:
+        """A worker node named `name` with `cpus` CPU slots and its own workspace folder (or
+        `workspace`: e.g. the head's, as nodes on a shared filesystem have it)."""
+        workspace = workspace or self.root / name
         workspace.mkdir(parents=True, exist_ok=True)
         self.nodes[name] = self.cluster.add_node(
             num_cpus=cpus,

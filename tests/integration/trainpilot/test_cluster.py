@@ -175,3 +175,18 @@ def test_a_restarted_daemon_reattaches_and_cancel_and_retry_work_on_a_cluster_jo
     assert _steps_logged(ws, "long") == list(range(10, 1001, 10))  # logged every 10: none lost or doubled
     final = watch.status("long")
     assert [a["outcome"] for a in final["attempts"]] == ["cancelled", "done"], final["attempts"]
+
+
+def test_a_node_that_shares_the_head_workspace_trains_in_it_without_a_transfer(
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
+) -> None:
+    for name in ("node-a", "node-b", "node-c"):
+        cluster.kill(name)
+    cluster.add("shared", workspace=ws.root)  # one filesystem: the same folder on head and node
+    assert cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", "onfs").returncode == 0
+    daemons.start()
+    watch.until(lambda: watch.jobs()["done"] or watch.jobs()["failed"], timeout=300, what="the job")
+    assert watch.jobs()["failed"] == [], daemons.log()
+    assert watch.status("onfs")["node"] == "shared"
+    assert (ws.outputs / "onfs" / "onfs.safetensors").is_file()
+    assert not (ws.root / "cache/cluster/workspace").exists()  # nothing was copied

@@ -67,6 +67,7 @@ class RayBackend:
             )
             .remote(str(workspace.root))
         )
+        self.head_token = ray.get(self.head_files.token.remote())
         log.info("cluster mode: %s, head node %s", settings.ray_address, here[:12])
 
     # -- capacity -----------------------------------------------------------------------------------
@@ -114,6 +115,8 @@ class RayBackend:
             use_gpu=self.unit() == "GPU",
             sync_interval_s=self.settings.sync_interval_s,
             head_files=self.head_files,
+            head_root=str(self.workspace.root),
+            head_token=self.head_token,
         )
 
 

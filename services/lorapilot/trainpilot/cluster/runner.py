@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lorapilot.spool import JobState
+from lorapilot.spool import JobState, Spool
 from lorapilot.spool.job import Job, read_record
-from lorapilot.trainpilot.cluster.transfer import OutputMirror, fetch_inputs, remove_local_outputs
+from lorapilot.trainpilot.cluster.transfer import HEAD_TOKEN, OutputMirror, fetch_inputs, remove_local_outputs
 from lorapilot.trainpilot.handoff import Assignment, Outcome, WorkerResult
-from lorapilot.trainpilot.worker import Interrupted, JobProcess, envelope_spec
+from lorapilot.trainpilot.worker import Interrupted, JobProcess, job_spec
 from lorapilot.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class RunOrder:
     use_gpu: bool
     sync_interval_s: float
     head_files: Any  # the head's HeadFiles actor
+    head_root: str  # the head's workspace: a node whose own workspace is this folder shares it
+    head_token: str  # what the head wrote in that folder, to tell a shared filesystem from a namesake
 
 
 def node_name() -> str:
@@ -151,20 +153,12 @@ class JobRunner:
                 self.result = _failed(f"{type(exc).__name__}: {exc}")
 
     def _single_node(self) -> None:
-        ws = stage(self.order, self.stop)
-        if ws is None:
+        staged = stage(self.order, self.stop)
+        if staged is None:
             self.result = _interrupted(self.stop.reason)
             return
-        mirror = OutputMirror(self.order.head_files, ws, self.order.name, self.order.sync_interval_s)
-        mirror.know(_present(ws, self.order.name))
-        mirror.start()
-        job = JobProcess(_assignment(ws, self.order, self.order.processes), self.stop, node=self.node)
-        try:
-            result = job.run()
-        except Interrupted as exc:
-            result = job.result(Outcome.INTERRUPTED, error=str(exc))
-        mirror.finish()
-        self.result = result.model_dump(mode="json")
+        job = JobProcess(staged.assignment(self.order.processes), self.stop, node=self.node)
+        self.result = _run_mirrored(job, staged, self.order).model_dump(mode="json")
 
     def _multi_node(self) -> None:
         import ray  # noqa: PLC0415
@@ -191,9 +185,40 @@ class JobRunner:
             self.result = _failed("the data-parallel run ended without a result from rank 0")
 
 
-def stage(order: RunOrder, stop: Stop) -> Workspace | None:
+@dataclass(frozen=True)
+class Staged:
+    """Where a node runs a job: its workspace and job file (the head's own, on a shared filesystem)."""
+
+    ws: Workspace
+    job_path: Path
+    shared: bool
+
+    def assignment(self, processes: int) -> Assignment:
+        return Assignment(
+            workspace=str(self.ws.root),
+            job_path=str(self.job_path),
+            result_path=str(self.job_path.with_name(f".{self.job_path.stem}.node-result.json")),
+            devices=os.environ.get("CUDA_VISIBLE_DEVICES") or None,
+            processes=processes,
+        )
+
+
+def shares_head_workspace(order: RunOrder) -> bool:
+    """This node's workspace is the head's folder on a filesystem both see: no transfer needed."""
+    own = Workspace.from_env().root
+    token = Path(order.head_root) / HEAD_TOKEN
+    try:
+        return own.resolve() == Path(order.head_root).resolve() and token.read_text() == order.head_token
+    except OSError:
+        return False
+
+
+def stage(order: RunOrder, stop: Stop) -> Staged | None:
     """The node's workspace with the job's inputs and the head's copy of its run folder, and the job
-    file in its running/; None when a stop arrived meanwhile."""
+    file in its running/; None when a stop arrived meanwhile. Nothing to copy on a shared filesystem."""
+    if shares_head_workspace(order):
+        head = Workspace.from_env(order.head_root)
+        return Staged(head, head.job_dir("running") / f"{order.job_id}.yaml", shared=True)
     ws = node_workspace()
     for folder in (ws.root, ws.job_dir("running"), ws.outputs):
         folder.mkdir(parents=True, exist_ok=True)
@@ -205,23 +230,28 @@ def stage(order: RunOrder, stop: Stop) -> Workspace | None:
         return None
     job_path = ws.job_dir("running") / f"{order.job_id}.yaml"
     job_path.write_text(yaml.safe_dump(order.job, sort_keys=False))
-    return ws
+    return Staged(ws, job_path, shared=False)
+
+
+def _run_mirrored(job: JobProcess, staged: Staged, order: RunOrder) -> WorkerResult:
+    """Train, with the run folder mirrored to the head while it runs (unless it is the head's)."""
+    mirror = None
+    if not staged.shared:
+        mirror = OutputMirror(order.head_files, staged.ws, order.name, order.sync_interval_s)
+        mirror.know(_present(staged.ws, order.name))
+        mirror.start()
+    try:
+        result = job.run()
+    except Interrupted as exc:
+        result = job.result(Outcome.INTERRUPTED, error=str(exc))
+    if mirror is not None:
+        mirror.finish()
+    return result
 
 
 def _present(ws: Workspace, name: str) -> list[str]:
     folder = ws.output_dir(name)
     return [p.relative_to(ws.root).as_posix() for p in folder.rglob("*") if p.is_file()]
-
-
-def _assignment(ws: Workspace, order: RunOrder, processes: int) -> Assignment:
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES") if order.use_gpu else None
-    return Assignment(
-        workspace=str(ws.root),
-        job_path=str(ws.job_dir("running") / f"{order.job_id}.yaml"),
-        result_path=str(ws.job_dir("running") / f".{order.job_id}.result.json"),
-        devices=devices,
-        processes=processes,
-    )
 
 
 def _failed(error: str) -> dict[str, Any]:
@@ -253,29 +283,20 @@ def _rank_main(config: dict[str, Any]) -> None:
     runner = config["runner"]
     rank = ray.train.get_context().get_world_rank()
     stop = RemoteStop(runner) if rank == 0 else Stop()
-    ws = stage(order, stop)
-    if ws is None:
+    staged = stage(order, stop)
+    if staged is None:
         if rank == 0:
             ray.get(runner.report.remote(_interrupted(stop.reason)))
         return
     if rank == 0:
-        mirror = OutputMirror(order.head_files, ws, order.name, order.sync_interval_s)
-        mirror.know(_present(ws, order.name))
-        mirror.start()
-        job = RankZeroJob(_assignment(ws, order, 1), stop, node=node_name())
-        try:
-            result = job.run()
-        except Interrupted as exc:
-            result = job.result(Outcome.INTERRUPTED, error=str(exc))
-        mirror.finish()
-        ray.get(runner.report.remote(result.model_dump(mode="json")))
+        job = RankZeroJob(staged.assignment(1), stop, node=node_name())
+        ray.get(runner.report.remote(_run_mirrored(job, staged, order).model_dump(mode="json")))
         return
     from lorapilot.engine.distributed import DistributedTrainer  # noqa: PLC0415
 
-    record = read_record(Path(_assignment(ws, order, 1).job_path), JobState.RUNNING)
-    assert record.job is not None and record.job.spec is not None
-    spec = envelope_spec(record.job.spec, record.job.name, ws, record.path)
-    trainer = DistributedTrainer(spec, ws, None, show_progress=False)
+    record = read_record(staged.job_path, JobState.RUNNING)
+    spec = job_spec(record, staged.ws, Spool(staged.ws))
+    trainer = DistributedTrainer(spec, staged.ws, None, show_progress=False)
     try:
         trainer.run(resume=True)
     finally:

@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from lorapilot.atomic_files import fsync_dir, write_json_atomic
+from lorapilot.atomic_files import fsync_dir, write_atomic, write_json_atomic
 from lorapilot.engine.checkpoint import partial_state
 from lorapilot.workspace import Workspace
 
@@ -32,6 +33,7 @@ CHUNK = 16 * 1024 * 1024  # bytes per call: well inside Ray's object store, a fe
 STATE_DIR = "state"
 SYNC_RECORD = ".lorapilot-fetched.json"  # on a node: what was fetched from the head, and its version
 STAGING_LOCK = ".lorapilot-staging.lock"
+HEAD_TOKEN = "cache/cluster/head-token"  # in the head's workspace: a node that reads it shares the folder
 
 
 class RemoteFile(BaseModel):
@@ -60,6 +62,16 @@ class HeadFiles:
 
     def __init__(self, root: str) -> None:
         self.root = Path(root)
+        token = self.root / HEAD_TOKEN
+        try:
+            self._token = token.read_text()
+        except FileNotFoundError:
+            token.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(token, secrets.token_hex(16).encode())
+            self._token = token.read_text()
+
+    def token(self) -> str:
+        return self._token
 
     def _path(self, rel: str, *, under: str | None = None) -> Path:
         return self.root.joinpath(*_checked(rel, under=under).parts)
