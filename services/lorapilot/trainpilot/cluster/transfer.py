@@ -48,10 +48,15 @@ class TransferError(RuntimeError):
     """A path outside what the transfer may touch: a bug or a hostile caller, never a user's input."""
 
 
+PRIVATE = ("config",)  # the appliance's secrets (password, tokens, SSH keys) never leave the head
+
+
 def _checked(rel: str, *, under: str | None = None) -> PurePosixPath:
     path = PurePosixPath(rel)
     if path.is_absolute() or not path.parts or ".." in path.parts:
         raise TransferError(f"not a workspace-relative path: {rel!r}")
+    if path.parts[0] in PRIVATE:
+        raise TransferError(f"{rel!r} is private to the head")
     if under is not None and path.parts[0] != under:
         raise TransferError(f"{rel!r} is not under {under}/")
     return path
