@@ -52,6 +52,7 @@ def test_nine_jobs_run_once_each_spread_over_three_nodes_with_the_loras_on_the_h
         status = watch.status(name)
         assert status["state"] == "done" and status["attempt"] == 1, status
         assert [a["node"] for a in status["attempts"]] == [status["node"]]
+        assert (ws.outputs / name / "_logs" / "train.log").read_text().count(f"run {name}: sd15") == 1
         nodes[status["node"]] += 1
         lora = ws.outputs / name / f"{name}.safetensors"
         assert lora.is_file()

@@ -81,8 +81,28 @@ function showCompareCharts(...sides) {
     ({ name: names[i], steps: side.metrics.step, values: side.metrics.lr, color: RUN_COLORS[i] })));
 }
 
+// Base models to train on: the Models page's inventory (pulled from the catalog, downloaded or
+// registered), the folders and files a training spec's model.path can name.
+const BASE_KINDS = ["diffusers", "checkpoints", "diffusion_models", "unet", "registered"];
+
+async function fillBaseModels() {
+  const { models, family_labels: labels } = await api("GET", "/api/models");
+  const select = $("#start-model");
+  const chosen = select.value;
+  select.replaceChildren(new Option("(the profile's or the config's)", ""));
+  for (const model of models) {
+    if (!BASE_KINDS.includes(model.kind) || model.family === "unknown" || model.format === "missing") continue;
+    const option = new Option(`${model.name} (${labels[model.family] || model.family})`, model.path);
+    option.dataset.family = model.family;
+    select.add(option);
+  }
+  select.value = chosen;
+}
+
 function startRequest() {
   const overrides = $("#start-overrides").value.split("\n").map((s) => s.trim()).filter(Boolean);
+  const base = $("#start-model").selectedOptions[0];
+  if (base && base.value) overrides.unshift(`model.path=${base.value}`, `model.family=${base.dataset.family}`);
   return {
     dataset: $("#start-dataset").value.trim(),
     profile: $("#start-profile").value,
@@ -122,7 +142,8 @@ async function validateStart() {
   try {
     const result = await api("POST", "/api/jobs/validate", startRequest());
     const spec = result.spec;
-    showValidation(`valid: ${spec.output.name}, ${spec.model.family}, ${spec.training.max_steps} steps`, true);
+    const steps = `${spec.training.max_steps} steps`;
+    showValidation(`valid: ${spec.output.name}, ${spec.model.family}, ${steps} (model ${spec.model.path})`, true);
   } catch (error) {
     showValidation(error.data && error.data.text ? error.data.text : error.message, false);
   }
@@ -260,6 +281,8 @@ function dashboard() {
   const tick = () => Promise.all([refreshJobs(), refreshTelemetry()]).catch((e) => say(e.message));
   tick();
   refreshServices();
+  fillBaseModels().catch((e) => say(e.message));
+  $("#start-model").addEventListener("focus", () => fillBaseModels().catch((e) => say(e.message)));
   setInterval(tick, 2000);
   setInterval(refreshServices, 5000);
 }
