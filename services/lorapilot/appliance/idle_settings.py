@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lorapilot.atomic_files import write_atomic
 from lorapilot.errors import LoraPilotError
+from lorapilot.settings_file import read_settings_yaml
 from lorapilot.workspace import Workspace
 
 POD_ID_ENV = "RUNPOD_POD_ID"
@@ -128,16 +129,7 @@ class StopAction:
 def load_idle_settings(workspace: Workspace) -> IdleSettings:
     """The file's settings (defaults, i.e. off, when there is no file)."""
     path = workspace.idle_config
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return IdleSettings()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IdleSettingsError(f"{workspace.display(path)}: cannot be read ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise IdleSettingsError(f"{workspace.display(path)}: not valid YAML ({exc})") from None
+    data = read_settings_yaml(path, workspace.display(path), IdleSettingsError)
     if data is None:
         return IdleSettings()
     return parse_idle_settings(data, workspace.display(path))

@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lorapilot.errors import LoraPilotError
+from lorapilot.settings_file import read_settings_yaml
 from lorapilot.workspace import Workspace
 
 ADDRESS_ENV = "LORAPILOT_RAY_ADDRESS"
@@ -49,27 +49,19 @@ class _ClusterFile(BaseModel):
 def load_cluster_settings(workspace: Workspace, environ: dict[str, str] | None = None) -> ClusterSettings:
     """The settings in effect: the file's, with the address from the environment when it is set."""
     env = os.environ if environ is None else environ
-    settings = _read(workspace.cluster_config)
+    settings = _read(workspace.cluster_config, workspace.display(workspace.cluster_config))
     address = env.get(ADDRESS_ENV, "").strip()
     if address:
         settings = settings.model_copy(update={"ray_address": address})
     return settings
 
 
-def _read(path: Path) -> ClusterSettings:
+def _read(path: Path, shown: str) -> ClusterSettings:
+    data = read_settings_yaml(path, shown, ClusterSettingsError) or {}
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ClusterSettings()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClusterSettingsError(f"{path}: cannot be read: {exc}") from None
-    try:
-        data = yaml.safe_load(text) or {}
         return _ClusterFile.model_validate(data).cluster
-    except yaml.YAMLError as exc:
-        raise ClusterSettingsError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
         )
-        raise ClusterSettingsError(f"{path}: {problems} (see docs/operations.md, 'A fleet')") from None
+        raise ClusterSettingsError(f"{shown}: {problems} (see docs/operations.md, 'A fleet')") from None

@@ -6,25 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from flask import Blueprint, jsonify
-
 from lorapilot.web import create_appliance_app
 from lorapilot.web.activity import CAPTIONING, ActivityLog
 from lorapilot.web.state_db import WebStateDb
 from lorapilot.workspace import Workspace
-from tests.unit.web.test_guard import _login_token
-
-demo = Blueprint("demo", __name__)
-
-
-@demo.route("/api/things", methods=["GET", "POST"])
-def things():
-    return jsonify(ok=True)
-
-
-@demo.get("/page")
-def page():
-    return "<p>page</p>"
+from tests.unit.web.test_guard import _login_token, demo  # its /api/things and /page
 
 
 def test_page_loads_and_changes_count_polling_does_not(tmp_path):
