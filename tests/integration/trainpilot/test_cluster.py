@@ -191,3 +191,43 @@ def test_a_node_that_shares_the_head_workspace_trains_in_it_without_a_transfer(
     assert watch.status("onfs")["node"] == "shared"
     assert (ws.outputs / "onfs" / "onfs.safetensors").is_file()
     assert not (ws.root / "cache/cluster/workspace").exists()  # nothing was copied
+
+
+def test_a_two_gpu_job_on_a_node_with_two_slots_stays_on_that_node(
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
+) -> None:
+    for name in ("node-a", "node-b", "node-c"):
+        cluster.kill(name)
+    cluster.add("big", cpus=2)
+    assert (
+        cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", "pair", "--gpus", "2").returncode
+        == 0
+    )
+    daemons.start()
+    watch.until(lambda: watch.jobs()["done"] or watch.jobs()["failed"], timeout=300, what="the job")
+    assert watch.jobs()["failed"] == [], daemons.log()
+    assert watch.status("pair")["node"] == "big"
+    log = (ws.outputs / "pair" / "_logs" / "train.log").read_text()
+    assert "data-parallel: 2 processes (gloo)" in log  # the node's own processes, no Ray Train
+    assert json.loads((ws.outputs / "pair" / "_logs" / "metrics.json").read_text())["step"] == [1, 2, 3, 4]
+
+
+def test_a_job_that_loses_more_nodes_than_allowed_fails_with_how_to_resume_it(
+    ws: Workspace, cluster: LocalCluster, cli, daemons, watch
+) -> None:
+    ws.cluster_config.write_text("cluster:\n  sync_interval_s: 0.2\n  max_node_failures: 0\n")
+    steps = ["--set", "training.max_steps=400", "--set", "save.every_n_steps=10"]
+    assert (
+        cli("submit", "--dataset", "demo", "--profile", "tiny", "--name", "fragile", *steps).returncode == 0
+    )
+    daemons.start()
+    status = watch.until(
+        lambda: (s := watch.status("fragile")).get("step", 0) > 10 and s.get("state") == "running" and s,
+        timeout=300,
+        what="'fragile' training",
+    )
+    cluster.kill(status["node"], pids=[status["pid"]])
+    watch.until(lambda: watch.jobs()["failed"], timeout=120, what="the job to fail")
+    error = (ws.job_dir("failed") / f"{watch.jobs()['failed'][0]}.error").read_text()
+    assert "cluster.max_node_failures is 0" in error and "trainpilot retry fragile" in error
+    assert [a["outcome"] for a in watch.status("fragile")["attempts"]] == ["node lost"]
