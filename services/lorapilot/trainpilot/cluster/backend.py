@@ -93,7 +93,6 @@ class RayBackend:
         return RemoteJob(self, record, result_path, need)
 
     def order(self, record: JobRecord, need: int) -> RunOrder:
-        assert record.job is not None or record.plain
         spec = job_spec(record, self.workspace, self.spool)
         data = _spelt_in_container(spec.model_dump(mode="json"), self.workspace.root)
         job = record.job
@@ -129,7 +128,6 @@ class RemoteJob:
     result_path: Path
     need: int
     exitcode: int | None = None
-    pid: int | None = None
     node_id: str | None = None
     _stop: str | None = None
     _detached: bool = False
@@ -144,10 +142,6 @@ class RemoteJob:
     @property
     def sentinel(self) -> int:
         return self._pipe[0]
-
-    @property
-    def name(self) -> str:
-        return f"job-{self.record.id}"
 
     def terminate(self) -> None:
         """A cancel: the job saves and stops at its next step."""
@@ -167,10 +161,6 @@ class RemoteJob:
             self._thread.join(WAIT_S * 3)
         for fd in self._pipe:
             os.close(fd)
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     # -- following the job (its own thread) --------------------------------------------------------
     def _follow(self) -> None:

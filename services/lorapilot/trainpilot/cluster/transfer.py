@@ -257,8 +257,6 @@ class OutputMirror:
                     continue
                 if any(p.startswith(".") or p.endswith((".tmp", ".old")) for p in inner.parts):
                     continue
-                if inner.parts[0] in (f"{STATE_DIR}.tmp", f"{STATE_DIR}.old"):
-                    continue
                 rel = f"{self.rel}/{inner.as_posix()}"
                 seen.add(rel)
                 stat = path.stat()
