@@ -152,8 +152,8 @@ class DistributedTrainer(Trainer):
         if not self.rank:
             dist.barrier()
 
-    def _build_optimization(self) -> None:
-        super()._build_optimization()
+    def _build_optimization(self, saved_layout: str | None = None) -> None:
+        super()._build_optimization(saved_layout)
         t = self.spec.training
         if t.epochs:  # each step uses `world` batches, so an epoch has fewer steps
             per_rank = math.ceil(self.batches_per_epoch / self.world)

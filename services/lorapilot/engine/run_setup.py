@@ -10,6 +10,7 @@ import gc
 import logging
 import random
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -18,7 +19,9 @@ from lorapilot.data.dataset import DatasetPlan, scan_datasets
 from lorapilot.data.tensor_cache import TensorCache
 from lorapilot.engine.base_weights import AssistantLora, merge_assistant, store_in_float8
 from lorapilot.engine.block_swap import BlockSwapper
+from lorapilot.engine.compile_cache import use_compile_cache
 from lorapilot.engine.families.base import Conditioning, FamilyAdapter, LoadedModel
+from lorapilot.engine.fused_lora import fuse_lora_layers
 from lorapilot.engine.lora import InjectedSite, inject
 from lorapilot.engine.prepare import PreparedItem, prepare_latents, prepare_text
 from lorapilot.engine.sampling import sample_prompts
@@ -59,8 +62,19 @@ class PreparedRun:
     assistant: AssistantLora | None = None  # merged into the denoiser; left out of sample renders
 
 
+def fast_path_on(training: TrainingSpec, device: torch.device) -> bool:
+    """`training.fast`: "auto" takes the fast path on CUDA, where launch overhead is what it saves."""
+    return training.fast is True or (training.fast == "auto" and device.type == "cuda")
+
+
 def prepare_run(
-    spec: TrainSpec, workspace: Workspace, adapter: FamilyAdapter, device: torch.device, *, show: bool
+    spec: TrainSpec,
+    workspace: Workspace,
+    adapter: FamilyAdapter,
+    device: torch.device,
+    *,
+    show: bool,
+    fast: bool = False,
 ) -> PreparedRun:
     t = spec.training
     weight_dtype, _ = precision_on(device, spec.model.weight_dtype, t.mixed_precision)
@@ -92,7 +106,7 @@ def prepare_run(
         release_text_encoders(model, adapter)
     if t.low_vram:
         move(model["vae"], torch.device("cpu"))
-    configure_training_modules(model, adapter, sites, t)
+    configure_training_modules(model, adapter, sites, t, fast=fast, compile_cache=workspace.cache / "torch")
     place_denoiser(model, adapter, t, device)
     return PreparedRun(
         model, weight_dtype, plan, items, sites, text, text_cached, vae_encodes, text_encodes, assistant
@@ -160,7 +174,13 @@ def caption_prompts(items: list[PreparedItem]) -> set[str]:
 
 
 def configure_training_modules(
-    model: LoadedModel, adapter: FamilyAdapter, sites: list[InjectedSite], training: TrainingSpec
+    model: LoadedModel,
+    adapter: FamilyAdapter,
+    sites: list[InjectedSite],
+    training: TrainingSpec,
+    *,
+    fast: bool = False,
+    compile_cache: Path | None = None,
 ) -> None:
     denoiser = model[adapter.denoiser_name]
     if training.blocks_to_swap and not training.gradient_checkpointing:
@@ -174,7 +194,12 @@ def configure_training_modules(
         denoiser.enable_xformers_memory_efficient_attention()
     elif training.attention == "xformers":
         log.info("attention: xformers is not installed or there is no CUDA GPU; using PyTorch SDPA")
+    if fast:
+        fused = fuse_lora_layers(site.module for site in sites)
+        log.info("fast path: %d LoRA layers fused", fused)
     if training.compile:
+        if compile_cache is not None:
+            use_compile_cache(compile_cache)
         # In place: parameter names (and so saved LoRA keys) stay those of the eager module.
         denoiser.compile(dynamic=False)
     for site in sites:

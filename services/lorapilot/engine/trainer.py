@@ -27,15 +27,15 @@ from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
-from lorapilot.engine.optim import build_optimizer, lora_param_groups
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
-from lorapilot.engine.run_setup import move, offload_vae, precision_on, prepare_run
+from lorapilot.engine.run_setup import fast_path_on, move, offload_vae, precision_on, prepare_run
 from lorapilot.engine.sampling import render_samples, sample_trigger
 from lorapilot.engine.save_failure import saving
 from lorapilot.engine.saving import LoraFileSpec, save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
+from lorapilot.engine.train_step import FLAT, PER_TENSOR, LoraStep, StepBatch, to_device
 from lorapilot.spec.model import TrainSpec
 from lorapilot.workspace import Workspace
 
@@ -99,7 +99,7 @@ class Trainer:
         log.info("run %s: %s on %s", self.spec.output.name, self.spec.model.family, self.device)
         torch.manual_seed(self.spec.training.seed)  # LoRA initialisation is part of the trajectory
         self._load_and_prepare()
-        self._build_optimization()
+        self._build_optimization(saved.extra.get("optimizer_layout", PER_TENSOR) if saved else None)
         start = 0
         if saved is not None:
             start = self._restore(saved)
@@ -111,7 +111,10 @@ class Trainer:
         return self._loop(start)
 
     def _load_and_prepare(self) -> None:
-        run = prepare_run(self.spec, self.workspace, self.adapter, self.device, show=self.show_progress)
+        self.fast = fast_path_on(self.spec.training, self.device)
+        run = prepare_run(
+            self.spec, self.workspace, self.adapter, self.device, show=self.show_progress, fast=self.fast
+        )
         self.model, self.weight_dtype, self.plan, self.items = (
             run.model,
             run.weight_dtype,
@@ -124,11 +127,27 @@ class Trainer:
         precision = self.spec.model.weight_dtype, self.spec.training.mixed_precision
         _, self.autocast_dtype = precision_on(self.device, *precision)  # the same choice as the weights'
 
-    def _build_optimization(self) -> None:
+    def _build_optimization(self, saved_layout: str | None = None) -> None:
+        """`saved_layout`: the optimizer layout of the state being resumed, which the run keeps
+        (its optimizer state fits only that layout); a new run takes the fast path's."""
         t = self.spec.training
-        groups = lora_param_groups(self.sites, t)
-        self.params = [p for g in groups for p in g["params"]]
-        self.optimizer = build_optimizer(t.optimizer, groups, t.optimizer_args)
+        layout = saved_layout or (FLAT if self.fast else PER_TENSOR)
+        self.objective = self.adapter.objective(self.model, t, self.device)
+        self.step = LoraStep(
+            self.adapter,
+            self.model,
+            self.objective,
+            self.sites,
+            t,
+            device=self.device,
+            weight_dtype=self.weight_dtype,
+            autocast_dtype=self.autocast_dtype,
+            layout=layout,
+        )
+        self.params, self.optimizer, self.scaler = self.step.params, self.step.optimizer, self.step.scaler
+        self.noise_rng = self.step.noise_rng
+        if self.fast or layout == FLAT:
+            log.info("fast path: fused LoRA layers, %s optimizer layout", layout.replace("_", "-"))
         items = [p.item for p in self.items]
         self.sampler = batch_sampler(items, self.spec.datasets, t.batch_size, seed=t.seed)
         self.batches_per_epoch = len(self.sampler)
@@ -138,10 +157,6 @@ class Trainer:
         self.total_steps = min(lengths) if lengths else updates_per_epoch
         self.epochs = math.ceil(self.total_steps / updates_per_epoch)
         self.scheduler = build_scheduler(self.optimizer, t, self.total_steps)
-        use_scaler = self.autocast_dtype is torch.float16
-        self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
-        self.objective = self.adapter.objective(self.model, t, self.device)
-        self.noise_rng = torch.Generator(device=self.device).manual_seed(t.seed)
         self.data_rng = random.Random(t.seed)
         self.ema = LoraEma(self.params, t.ema_decay) if t.ema_decay else None
         self.stopper = EarlyStopper(t.early_stopping) if t.early_stopping else None
@@ -189,7 +204,6 @@ class Trainer:
         t = self.spec.training
         log_every = 1 if self.total_steps <= 200 else 10
         batches = self._batches()
-        loss_sum = torch.zeros((), device=self.device)
         last_loss: float | None = None
         last_rate = 0.0
         window_start, window_steps = time.perf_counter(), 0
@@ -199,20 +213,19 @@ class Trainer:
         for step in range(start + 1, self.total_steps + 1):
             epochs_before = self.sampler.epochs_done
             for _ in range(t.gradient_accumulation_steps):
-                loss_sum += self._micro_step(next(batches))
+                self.step.micro_step(self._batch(next(batches)))
             self._update()
             epoch = self._epoch_to_save(step, epochs_before)
             window_steps += 1
             bar.update(1)
             if step % log_every == 0 or step == self.total_steps:
-                last_loss = float(loss_sum) / (window_steps * t.gradient_accumulation_steps)
+                last_loss = self.step.take_loss()  # the step's one host read, at log points only
                 last_rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
                 try:
                     self._report(step, last_loss, last_rate, bar)
                 except StopTraining as request:
                     bar.close()
                     return self._interrupt(step, last_loss, str(request), epoch)
-                loss_sum.zero_()
                 window_start, window_steps = time.perf_counter(), 0
                 if self.stopper is not None and self.stopper.update(step, last_loss):
                     log.info("early stopping at step %d: the loss stopped improving", step)
@@ -234,31 +247,20 @@ class Trainer:
             yield from self.sampler
             self.sampler.set_epoch(self.sampler.epoch + 1)
 
-    def _micro_step(self, indices: list[int]) -> torch.Tensor:
+    def _batch(self, indices: list[int]) -> StepBatch:
+        """The micro-batch `indices` on the device: flips and captions drawn, copies queued."""
         t = self.spec.training
         prepared = [self.items[i] for i in indices]
         variants = [p.variants[bool(p.item.flip and self.data_rng.random() < 0.5)] for p in prepared]
-        latents = torch.stack([v.latents for v in variants]).to(self.device, torch.float32)
+        latents = to_device(torch.stack([v.latents for v in variants]), self.device, torch.float32)
         captions = [render_caption(p.item.caption_raw, p.item.policy, self.data_rng) for p in prepared]
-        conditioning = self._conditioning(captions)
-        noised = self.objective.noise(latents, self.noise_rng, t.noise_offset, t.min_snr_gamma)
-        item_weights = torch.tensor(
-            [p.item.weight * (t.prior_loss_weight if p.item.is_reg else 1.0) for p in prepared],
-            device=self.device,
+        weights = [p.item.weight * (t.prior_loss_weight if p.item.is_reg else 1.0) for p in prepared]
+        return StepBatch(
+            latents,
+            self._conditioning(captions),
+            [v.geometry for v in variants],
+            to_device(torch.tensor(weights), self.device, torch.float32),
         )
-        with self._autocast():
-            pred = self.adapter.predict(
-                self.model,
-                noised.noisy.to(self.weight_dtype),
-                noised.timesteps,
-                conditioning,
-                [v.geometry for v in variants],
-            )
-        per_sample = torch.nn.functional.mse_loss(pred.float(), noised.target.float(), reduction="none")
-        per_sample = per_sample.mean(dim=list(range(1, per_sample.ndim)))
-        loss = (per_sample * noised.weights * item_weights).mean() / t.gradient_accumulation_steps
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-        return loss.detach() * t.gradient_accumulation_steps
 
     def _conditioning(self, captions: list[str]) -> dict[str, torch.Tensor]:
         if self.text_cached:
@@ -266,25 +268,14 @@ class Trainer:
         else:
             with self._autocast():
                 rows = self.adapter.encode_prompts(self.model, captions, self.spec.training.clip_skip)
-        return {k: torch.stack([r[k] for r in rows]).to(self.device, self.weight_dtype) for k in rows[0]}
+        stacked = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+        return {k: to_device(v, self.device, self.weight_dtype) for k, v in stacked.items()}
 
     def _autocast(self):
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return self.step.autocast()
 
     def _update(self) -> None:
-        t = self.spec.training
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if t.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.step.update()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.params)
@@ -366,7 +357,11 @@ class Trainer:
     def _save_checkpoint(self, step: int) -> None:
         if not self.spec.save.save_state:
             return
-        extra = {"session_id": self.facts.session_id, "started_at": self.facts.started_at}
+        extra = {
+            "session_id": self.facts.session_id,
+            "started_at": self.facts.started_at,
+            "optimizer_layout": self.step.layout,
+        }
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
         if self.stopper is not None:

@@ -274,6 +274,13 @@ class TrainingSpec(Section):
         False, description="keep caption embeddings in the workspace cache for later runs (frozen encoders)"
     )
     compile: bool = Field(False, description="torch.compile the denoiser")
+    fast: bool | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "fast path: fused LoRA layers, one flat optimizer buffer, no host syncs inside a step; "
+            "auto: on with CUDA"
+        ),
+    )
     seed: int = Field(
         42, ge=0, lt=2**32, description="seed of LoRA initialisation, data order, augmentation and noise"
     )
