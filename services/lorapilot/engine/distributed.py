@@ -190,7 +190,8 @@ class DistributedTrainer(Trainer):
             yield turn[self.rank]
 
     def _update(self) -> None:
-        grads = [p.grad for p in self.params if p.grad is not None]  # the same set on every rank
+        # The same set on every rank: the flat buffers on the fast path, else each LoRA tensor.
+        grads = [p.grad for p in self.step.stepped_params if p.grad is not None]
         if grads:
             flat = torch._utils._flatten_dense_tensors(grads)
             dist.all_reduce(flat)

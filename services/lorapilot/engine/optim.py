@@ -41,25 +41,32 @@ def lora_param_groups(sites: Sequence[InjectedSite], training: TrainingSpec) -> 
 
 
 def build_optimizer(
-    name: str, groups: Iterable[dict[str, Any]], args: dict[str, Any]
+    name: str, groups: Iterable[dict[str, Any]], args: dict[str, Any], *, fused: bool = False
 ) -> torch.optim.Optimizer:
-    """`groups` are torch param groups with their own `lr`; `args` are the user's optimizer_args."""
+    """`groups` are torch param groups with their own `lr`; `args` are the user's optimizer_args.
+
+    `fused`: torch's AdamW as one fused kernel on any device (the fast path); without it, fused on
+    CUDA only. The unfused one reads its step count back to the host every step.
+    """
     groups = list(groups)
     lr = groups[0]["lr"]
     try:
-        return _make(name, groups, lr, dict(args))
+        return _make(name, groups, lr, dict(args), fused)
     except TypeError as exc:  # an optimizer_args key the optimizer does not take
         raise OptimizerError(f"optimizer {name}: {exc}") from exc
 
 
-def _make(name: str, groups: list[dict[str, Any]], lr: float, args: dict[str, Any]) -> torch.optim.Optimizer:
+def _make(
+    name: str, groups: list[dict[str, Any]], lr: float, args: dict[str, Any], fused: bool
+) -> torch.optim.Optimizer:
     if name in ("adamw8bit", "lion8bit", "lion"):
         import bitsandbytes as bnb  # noqa: PLC0415 - heavy import, only when chosen
 
         cls = {"adamw8bit": bnb.optim.AdamW8bit, "lion8bit": bnb.optim.Lion8bit, "lion": bnb.optim.Lion}[name]
         return cls(groups, lr=lr, **args)
     if name == "adamw":
-        if torch.cuda.is_available() and all(p.is_cuda for g in groups for p in g["params"]):
+        on_cuda = torch.cuda.is_available() and all(p.is_cuda for g in groups for p in g["params"])
+        if fused or on_cuda:
             args.setdefault("fused", True)
         return torch.optim.AdamW(groups, lr=lr, **args)
     if name == "sgd":

@@ -58,7 +58,9 @@ class LoraStep:
         self.params = [p for g in groups for p in g["params"]]  # per tensor, in the groups' order
         self.flat = FlatLoraParameters(groups) if layout == FLAT else None
         optimizer_groups = self.flat.optimizer_groups() if self.flat else groups
-        self.optimizer = build_optimizer(training.optimizer, optimizer_groups, training.optimizer_args)
+        self.optimizer = build_optimizer(
+            training.optimizer, optimizer_groups, training.optimizer_args, fused=self.flat is not None
+        )
         self.scaler = torch.amp.GradScaler(device.type) if autocast_dtype is torch.float16 else None
         self.noise_rng = torch.Generator(device=device).manual_seed(training.seed)
         self._loss_sum = torch.zeros((), device=device)
@@ -115,12 +117,3 @@ class LoraStep:
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-
-def to_device(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A host tensor on `device` without making the host wait: on CUDA it goes through pinned
-    memory with a non-blocking copy, so the host goes on queueing the step's kernels."""
-    if device.type != "cuda" or tensor.device.type != "cpu":
-        return tensor.to(device, dtype)
-    moved = tensor.pin_memory().to(device, non_blocking=True)
-    return moved if dtype is None else moved.to(dtype)

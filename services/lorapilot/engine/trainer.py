@@ -23,6 +23,7 @@ from lorapilot.atomic_files import write_json_atomic
 from lorapilot.data.captions import render_caption
 from lorapilot.data.dataset import batch_sampler
 from lorapilot.engine.checkpoint import TrainerState, capture_rng, load_state, restore_rng, save_state
+from lorapilot.engine.device_copy import to_device
 from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
@@ -35,7 +36,7 @@ from lorapilot.engine.sampling import render_samples, sample_trigger
 from lorapilot.engine.save_failure import saving
 from lorapilot.engine.saving import LoraFileSpec, save_lora, save_periodic
 from lorapilot.engine.schedules import build_scheduler
-from lorapilot.engine.train_step import FLAT, PER_TENSOR, LoraStep, StepBatch, to_device
+from lorapilot.engine.train_step import FLAT, PER_TENSOR, LoraStep, StepBatch
 from lorapilot.spec.model import TrainSpec
 from lorapilot.workspace import Workspace
 

@@ -25,7 +25,7 @@ from lorapilot.engine.families.base import (
 )
 from lorapilot.engine.families.bfl_layout import flux_config, flux_to_diffusers
 from lorapilot.engine.families.flow_transformer import FlowTransformerFamily
-from lorapilot.families import FLUX_DEV, FLUX_SCHNELL
+from lorapilot.families import FLUX_DEV, FLUX_SCHNELL, Family
 from lorapilot.spec.model import ModelSpec, SampleSpec, TrainingSpec
 
 
@@ -89,6 +89,10 @@ class Flux(FlowTransformerFamily):
     transformer_class = FluxTransformer2DModel
     default_sampling: ClassVar[str] = "flux_shift"
 
+    def __init__(self, family: Family) -> None:
+        super().__init__(family)
+        self._ids_by_shape: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
+
     def split_file_components(
         self, spec: ModelSpec, dtype: torch.dtype, config_cache: Path
     ) -> dict[str, Any]:
@@ -139,6 +143,15 @@ class Flux(FlowTransformerFamily):
         )
         return [{"prompt_embeds": e, "pooled_prompt_embeds": p} for e, p in zip(embeds, pooled, strict=True)]
 
+    def _image_ids(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Position ids of the packed latent grid, built once per bucket: diffusers builds them on
+        the host, and copying them every step would make the host wait for the device."""
+        key = (h, w, device, dtype)
+        if key not in self._ids_by_shape:
+            ids = self.pipeline_class._prepare_latent_image_ids(1, h, w, torch.device("cpu"), dtype)
+            self._ids_by_shape[key] = ids.to(device)
+        return self._ids_by_shape[key]
+
     def predict(
         self,
         model: LoadedModel[FluxFacts],
@@ -151,7 +164,7 @@ class Flux(FlowTransformerFamily):
         b, c, h, w = noisy_latents.shape
         device, dtype = noisy_latents.device, noisy_latents.dtype
         packed = self.pipeline_class._pack_latents(noisy_latents, b, c, h, w)
-        image_ids = self.pipeline_class._prepare_latent_image_ids(b, h // 2, w // 2, device, dtype)
+        image_ids = self._image_ids(h // 2, w // 2, device, dtype)
         text = conditioning["prompt_embeds"]
         text_ids = torch.zeros(text.shape[1], 3, device=device, dtype=dtype)
         guidance = None

@@ -10,6 +10,7 @@ from typing import ClassVar
 import torch
 from diffusers import StableDiffusionXLPipeline
 
+from lorapilot.engine.device_copy import to_device
 from lorapilot.engine.families.base import (
     Conditioning,
     FamilyAdapter,
@@ -81,11 +82,8 @@ class StableDiffusionXL(FamilyAdapter):
         geometry: Sequence[ImageGeometry],
     ) -> torch.Tensor:
         unet = model["unet"]
-        time_ids = torch.tensor(
-            [[*g.original_size, *g.crop_top_left, *g.target_size] for g in geometry],
-            device=noisy_latents.device,
-            dtype=conditioning["prompt_embeds"].dtype,
-        )
+        sizes = torch.tensor([[*g.original_size, *g.crop_top_left, *g.target_size] for g in geometry])
+        time_ids = to_device(sizes, noisy_latents.device, conditioning["prompt_embeds"].dtype)
         added = {"text_embeds": conditioning["pooled_prompt_embeds"], "time_ids": time_ids}
         return unet(
             noisy_latents,
