@@ -36,7 +36,11 @@ def test_tiny_cases_time_both_loops_and_write_the_figures(tmp_path):
     assert data["peak_tflops"] > 0
     assert set(data["versions"]) == {"torch", "diffusers", "peft", "bitsandbytes"}
     rows = {row["case"]: row for row in data["rows"]}
-    assert set(rows) == {"tiny-sd15", "tiny-sdxl", "tiny-flux-dev"}
+    assert set(rows) == {"tiny-sd15", "tiny-sdxl", "tiny-flux-dev", "tiny-flux-swap"}
+    swap = rows.pop("tiny-flux-swap")  # ours only: block swapping has no reference loop
+    assert "reference" not in swap and swap["ratio_steps_per_s"] is None and swap["error"] is None
+    assert swap["blocks_to_swap"] == 2 and swap["ours"]["steps_per_s"] > 0 and swap["flops_per_step"] > 0
+    assert swap["goals"] == [{"goal": "peak < 24 GiB", "value": None, "met": None}]  # no GPU memory here
     for name, row in rows.items():
         assert row["error"] is None, name
         ref, ours = row["reference"], row["ours"]
@@ -49,7 +53,7 @@ def test_tiny_cases_time_both_loops_and_write_the_figures(tmp_path):
     assert rows["tiny-flux-dev"]["gradient_checkpointing"] is True
     table = done.stdout
     assert "steps/s" in table and "MFU" in table and "ours/reference" in table
-    assert all(name in table for name in rows)
+    assert all(name in table for name in [*rows, "tiny-flux-swap"])
     assert f"written: {report}" in table
 
 
