@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from lorapilot.engine import train
 from lorapilot.engine.checkpoint import load_state
+from lorapilot.engine.distributed import train_distributed
 from lorapilot.testing.host_syncs import HostReadCounter
 from lorapilot.testing.interruptions import SimulatedCrashError, crash_at
 
@@ -160,3 +161,14 @@ def test_a_state_resumes_on_the_other_path_in_its_own_optimizer_layout(first, th
     assert resumed.steps == 16
     assert load_state(resumed.lora.parent / "state").extra["optimizer_layout"] == layout
     assert_same_lora(load_file(str(straight.lora)), load_file(str(resumed.lora)), rtol=1e-4, atol=1e-5)
+
+
+def test_data_parallel_training_on_the_fast_path_trains_the_eager_paths_lora(make_spec, workspace):
+    """Two gloo ranks all-reduce the flat gradient buffers instead of each LoRA tensor."""
+
+    def run(name, fast):
+        training = {"max_steps": 4, "fast": fast}
+        spec = make_spec(name=name, training=training, save={"dtype": "fp32"})
+        return load_file(str(train_distributed(spec, workspace, 2, show_progress=False).lora))
+
+    assert_same_lora(run("pair-eager", False), run("pair-fast", True), rtol=1e-4, atol=1e-5)
