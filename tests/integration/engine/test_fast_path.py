@@ -7,6 +7,8 @@ tolerances below. Resuming stays exact, and the state a run saved resumes under 
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 
 import pytest
@@ -172,3 +174,22 @@ def test_data_parallel_training_on_the_fast_path_trains_the_eager_paths_lora(mak
         return load_file(str(train_distributed(spec, workspace, 2, show_progress=False).lora))
 
     assert_same_lora(run("pair-eager", False), run("pair-fast", True), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.cuda.is_available() and not os.environ.get("LORAPILOT_RUN_SLOW"),
+    reason="compiling the UNet takes minutes on 2 CPU cores; runs on CUDA or with LORAPILOT_RUN_SLOW=1",
+)
+def test_the_second_compiled_run_of_the_same_shapes_starts_from_the_workspace_cache(make_spec, workspace):
+    def seconds_to_first_step(name):
+        spec = make_spec(name=name, training={"max_steps": 2, "compile": True, "fast": True})
+        start, first = time.perf_counter(), []
+        train(spec, workspace, lambda p: first.append(time.perf_counter() - start), show_progress=False)
+        return first[0]
+
+    cold = seconds_to_first_step("cold")
+    cache = workspace.cache / "torch" / "inductor"
+    assert any(cache.rglob("*")), "the compiled graphs are kept in the workspace"
+    warm = seconds_to_first_step("warm")
+    assert warm < cold / 2, (cold, warm)
