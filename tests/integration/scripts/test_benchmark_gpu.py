@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def run_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
-    # One OpenMP thread: on a shared 2-core runner, threads spinning on a busy core turn a ~15 s
-    # run into minutes; the figures here only have to exist, not to be fast.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark-gpu"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
-        env=env,
-    )
+# One OpenMP thread: on a shared 2-core runner, threads spinning on a busy core turn a ~15 s run
+# into minutes; the figures here only have to exist, not to be fast.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def test_tiny_cases_time_both_loops_and_write_the_figures(tmp_path):
+def test_tiny_cases_time_both_loops_and_write_the_figures(tmp_path, run_script):
     report = tmp_path / "bench.json"
-    done = run_benchmark("--cases", "tiny", "--steps", "3", "--warmup", "1", "--json", str(report))
+    done = run_script(
+        "benchmark-gpu",
+        "--cases",
+        "tiny",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        str(report),
+        env=ONE_THREAD,
+        timeout=300,
+    )
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(report.read_text())
@@ -57,8 +53,16 @@ def test_tiny_cases_time_both_loops_and_write_the_figures(tmp_path):
     assert f"written: {report}" in table
 
 
-def test_an_unknown_case_is_refused_with_the_valid_names(tmp_path):
-    done = run_benchmark("--cases", "sd15-bs1,sd99-huge", "--json", str(tmp_path / "bench.json"))
+def test_an_unknown_case_is_refused_with_the_valid_names(tmp_path, run_script):
+    done = run_script(
+        "benchmark-gpu",
+        "--cases",
+        "sd15-bs1,sd99-huge",
+        "--json",
+        str(tmp_path / "bench.json"),
+        env=ONE_THREAD,
+        timeout=300,
+    )
 
     assert done.returncode == 2
     assert "sd99-huge" in done.stderr

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[3]
 
 
-def run_fuzz(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fuzz"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=REPO,
-    )
-
-
-def test_a_short_run_reports_every_example_and_no_crash(tmp_path):
+def test_a_short_run_reports_every_example_and_no_crash(tmp_path, run_script):
     report = tmp_path / "fuzz.json"
-    done = run_fuzz("--examples", "7", "--json", str(report), "-k", "validator_answers_a_spec")
+    done = run_script("fuzz", "--examples", "7", "--json", str(report), "-k", "validator_answers_a_spec")
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(report.read_text())
@@ -36,8 +20,10 @@ def test_a_short_run_reports_every_example_and_no_crash(tmp_path):
     assert "0 crashes" in done.stdout.splitlines()[-2]
 
 
-def test_a_filter_that_matches_no_property_is_a_failure_not_an_empty_success(tmp_path):
-    done = run_fuzz("--examples", "5", "--json", str(tmp_path / "fuzz.json"), "-k", "no_such_property_xyz")
+def test_a_filter_that_matches_no_property_is_a_failure_not_an_empty_success(tmp_path, run_script):
+    done = run_script(
+        "fuzz", "--examples", "5", "--json", str(tmp_path / "fuzz.json"), "-k", "no_such_property_xyz"
+    )
 
     assert done.returncode == 1
     assert "no fuzz properties matched" in done.stderr
