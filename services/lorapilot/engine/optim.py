@@ -40,6 +40,30 @@ def lora_param_groups(sites: Sequence[InjectedSite], training: TrainingSpec) -> 
     return groups
 
 
+# Optimizers whose step over a concatenation of tensors is their step over each tensor: the ones
+# the flat layout may serve. Adafactor factors each matrix; Prodigy sums over every tensor.
+ELEMENTWISE = frozenset({"adamw", "adamw8bit", "lion", "lion8bit", "sgd"})
+_BNB_8BIT = frozenset({"adamw8bit", "lion8bit"})
+_BNB_MIN_8BIT_SIZE = 4096  # bitsandbytes' default: smaller tensors keep 32-bit state
+
+
+def flat_layout_groups(name: str, groups: list[dict[str, Any]], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The param groups to flatten for optimizer `name`: as given, except that for bitsandbytes'
+    8-bit optimizers the tensors it keeps in 32-bit state (under `min_8bit_size` elements) go into a
+    group of their own that keeps 32-bit state, so the flat step stays the per-tensor step."""
+    if name not in _BNB_8BIT:
+        return groups
+    threshold = args.get("min_8bit_size", _BNB_MIN_8BIT_SIZE)
+    split = []
+    for group in groups:
+        options = {k: v for k, v in group.items() if k != "params"}
+        large = [p for p in group["params"] if p.numel() >= threshold]
+        small = [p for p in group["params"] if p.numel() < threshold]
+        split += [{**options, "params": large}] if large else []
+        split += [{**options, "params": small, "optim_bits": 32}] if small else []
+    return split
+
+
 def build_optimizer(
     name: str, groups: Iterable[dict[str, Any]], args: dict[str, Any], *, fused: bool = False
 ) -> torch.optim.Optimizer:
@@ -63,6 +87,8 @@ def _make(
         import bitsandbytes as bnb  # noqa: PLC0415 - heavy import, only when chosen
 
         cls = {"adamw8bit": bnb.optim.AdamW8bit, "lion8bit": bnb.optim.Lion8bit, "lion": bnb.optim.Lion}[name]
+        if any("optim_bits" in g for g in groups):
+            cls = _with_group_bits(cls)
         return cls(groups, lr=lr, **args)
     if name == "adamw":
         on_cuda = torch.cuda.is_available() and all(p.is_cuda for g in groups for p in g["params"])
@@ -86,3 +112,18 @@ def _make(
             )
         return Prodigy(groups, lr=lr, **args)
     raise OptimizerError(f"unknown optimizer {name!r}")
+
+
+def _with_group_bits(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """bitsandbytes' optimizer `cls`, honouring a param group's own `optim_bits` (bitsandbytes takes
+    it per optimizer or per registered tensor only)."""
+
+    class GroupBits(cls):
+        def get_config(self, gindex: int, pindex: int, group: dict[str, Any]) -> dict[str, Any]:
+            config = super().get_config(gindex, pindex, group)
+            if "optim_bits" in group:
+                config["optim_bits"] = group["optim_bits"]
+            return config
+
+    GroupBits.__name__ = GroupBits.__qualname__ = cls.__name__
+    return GroupBits

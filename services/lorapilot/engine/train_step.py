@@ -19,7 +19,7 @@ from lorapilot.engine.families.base import Conditioning, FamilyAdapter, ImageGeo
 from lorapilot.engine.flat_params import FlatLoraParameters
 from lorapilot.engine.lora import InjectedSite
 from lorapilot.engine.objective import Objective
-from lorapilot.engine.optim import build_optimizer, lora_param_groups
+from lorapilot.engine.optim import build_optimizer, flat_layout_groups, lora_param_groups
 from lorapilot.spec.model import TrainingSpec
 
 FLAT, PER_TENSOR = "flat", "per_tensor"  # optimizer layouts, recorded in the saved state
@@ -56,7 +56,12 @@ class LoraStep:
         self.layout = layout
         groups = lora_param_groups(sites, training)
         self.params = [p for g in groups for p in g["params"]]  # per tensor, in the groups' order
-        self.flat = FlatLoraParameters(groups) if layout == FLAT else None
+        if layout == FLAT:
+            self.flat = FlatLoraParameters(
+                flat_layout_groups(training.optimizer, groups, training.optimizer_args)
+            )
+        else:
+            self.flat = None
         optimizer_groups = self.flat.optimizer_groups() if self.flat else groups
         self.optimizer = build_optimizer(
             training.optimizer, optimizer_groups, training.optimizer_args, fused=self.flat is not None

@@ -28,6 +28,7 @@ from lorapilot.engine.families import adapter_for
 from lorapilot.engine.lora import load_lora_state, lora_state
 from lorapilot.engine.lora_export import LoraComponent
 from lorapilot.engine.metadata import RunFacts, bucket_info, kohya_metadata
+from lorapilot.engine.optim import ELEMENTWISE
 from lorapilot.engine.progress import EarlyStopper, LoraEma, Progress
 from lorapilot.engine.run_folder import RunFolder, SaveKind
 from lorapilot.engine.run_log import MetricPoint, RunLog
@@ -132,7 +133,7 @@ class Trainer:
         """`saved_layout`: the optimizer layout of the state being resumed, which the run keeps
         (its optimizer state fits only that layout); a new run takes the fast path's."""
         t = self.spec.training
-        layout = saved_layout or (FLAT if self.fast else PER_TENSOR)
+        layout = saved_layout or (FLAT if self.fast and t.optimizer in ELEMENTWISE else PER_TENSOR)
         self.objective = self.adapter.objective(self.model, t, self.device)
         self.step = LoraStep(
             self.adapter,
@@ -147,7 +148,9 @@ class Trainer:
         )
         self.params, self.optimizer, self.scaler = self.step.params, self.step.optimizer, self.step.scaler
         self.noise_rng = self.step.noise_rng
-        if self.fast or layout == FLAT:
+        if self.fast and layout == PER_TENSOR and not saved_layout:
+            log.info("fast path: %s steps each LoRA tensor on its own (not elementwise)", t.optimizer)
+        elif self.fast or layout == FLAT:
             log.info("fast path: fused LoRA layers, %s optimizer layout", layout.replace("_", "-"))
         items = [p.item for p in self.items]
         self.sampler = batch_sampler(items, self.spec.datasets, t.batch_size, seed=t.seed)

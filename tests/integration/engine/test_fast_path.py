@@ -193,3 +193,28 @@ def test_the_second_compiled_run_of_the_same_shapes_starts_from_the_workspace_ca
     assert any(cache.rglob("*")), "the compiled graphs are kept in the workspace"
     warm = seconds_to_first_step("warm")
     assert warm < cold / 2, (cold, warm)
+
+
+def test_an_optimizer_that_is_not_elementwise_keeps_its_per_tensor_step(make_spec, workspace):
+    """Adafactor factors each matrix's second moment: over one flat vector it would be another
+    optimizer. The fast path keeps it per tensor (its layers are still fused)."""
+
+    def run(name, fast):
+        spec = make_spec(name=name, training={"max_steps": 4, "optimizer": "adafactor", "fast": fast})
+        return train(spec, workspace, show_progress=False)
+
+    eager, fast = run("adafactor-eager", False), run("adafactor-fast", True)
+    assert load_state(fast.lora.parent / "state").extra["optimizer_layout"] == "per_tensor"
+    assert_same_lora(load_file(str(eager.lora)), load_file(str(fast.lora)), rtol=1e-3, atol=1e-4)
+
+
+def test_samples_render_from_the_fused_layers(make_spec, workspace):
+    sample = {"every": 2, "prompts": ["lpdemo, a cat"], "steps": 1, "width": 64, "height": 64}
+    result = train(
+        make_spec(name="sampled", training={"max_steps": 4, "fast": True}, sample=sample),
+        workspace,
+        show_progress=False,
+    )
+    assert result.warnings == []
+    renders = sorted(p.name for p in (result.lora.parent / "samples").glob("*.png"))
+    assert renders == ["step00000002_0.png", "step00000004_0.png"]
