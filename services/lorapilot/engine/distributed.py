@@ -191,7 +191,7 @@ class DistributedTrainer(Trainer):
 
     def _update(self) -> None:
         # The same set on every rank: the flat buffers on the fast path, else each LoRA tensor.
-        grads = [p.grad for p in self.step.stepped_params if p.grad is not None]
+        grads = [p.grad for p in self.lora_step.stepped_params if p.grad is not None]
         if grads:
             flat = torch._utils._flatten_dense_tensors(grads)
             dist.all_reduce(flat)

@@ -135,7 +135,7 @@ class Trainer:
         t = self.spec.training
         layout = saved_layout or (FLAT if self.fast and t.optimizer in ELEMENTWISE else PER_TENSOR)
         self.objective = self.adapter.objective(self.model, t, self.device)
-        self.step = LoraStep(
+        self.lora_step = LoraStep(
             self.adapter,
             self.model,
             self.objective,
@@ -146,8 +146,13 @@ class Trainer:
             autocast_dtype=self.autocast_dtype,
             layout=layout,
         )
-        self.params, self.optimizer, self.scaler = self.step.params, self.step.optimizer, self.step.scaler
-        self.noise_rng = self.step.noise_rng
+        step = self.lora_step  # its parameters, optimizer, scaler and noise are the run's state
+        self.params, self.optimizer, self.scaler, self.noise_rng = (
+            step.params,
+            step.optimizer,
+            step.scaler,
+            step.noise_rng,
+        )
         if self.fast and layout == PER_TENSOR and not saved_layout:
             log.info("fast path: %s steps each LoRA tensor on its own (not elementwise)", t.optimizer)
         elif self.fast or layout == FLAT:
@@ -217,13 +222,13 @@ class Trainer:
         for step in range(start + 1, self.total_steps + 1):
             epochs_before = self.sampler.epochs_done
             for _ in range(t.gradient_accumulation_steps):
-                self.step.micro_step(self._batch(next(batches)))
+                self.lora_step.micro_step(self._batch(next(batches)))
             self._update()
             epoch = self._epoch_to_save(step, epochs_before)
             window_steps += 1
             bar.update(1)
             if step % log_every == 0 or step == self.total_steps:
-                last_loss = self.step.take_loss()  # the step's one host read, at log points only
+                last_loss = self.lora_step.take_loss()  # the step's one host read, at log points only
                 last_rate = window_steps / max(time.perf_counter() - window_start, 1e-9)
                 try:
                     self._report(step, last_loss, last_rate, bar)
@@ -276,10 +281,10 @@ class Trainer:
         return {k: to_device(v, self.device, self.weight_dtype) for k, v in stacked.items()}
 
     def _autocast(self):
-        return self.step.autocast()
+        return self.lora_step.autocast()
 
     def _update(self) -> None:
-        self.step.update()
+        self.lora_step.update()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.params)
@@ -364,7 +369,7 @@ class Trainer:
         extra = {
             "session_id": self.facts.session_id,
             "started_at": self.facts.started_at,
-            "optimizer_layout": self.step.layout,
+            "optimizer_layout": self.lora_step.layout,
         }
         if self.ema is not None:
             extra["ema"] = self.ema.state_dict()
