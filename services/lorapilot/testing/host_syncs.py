@@ -12,13 +12,11 @@ from collections import Counter
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
-# ATen ops whose result the host must wait for: a scalar read or an output size known only after
-# the kernel ran.
+# ATen ops whose result the host must wait for: a scalar read (`.item()`, `float()`, `bool()` all
+# arrive as `_local_scalar_dense`) or an output size known only after the kernel ran.
 HOST_READS = frozenset(
     {
         "aten._local_scalar_dense",
-        "aten.item",
-        "aten.is_nonzero",
         "aten.equal",
         "aten.nonzero",
         "aten.masked_select",
